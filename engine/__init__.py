@@ -1,0 +1,1 @@
+"""auto_heal engine: plain Python, never imports odoo."""

@@ -1,0 +1,3 @@
+import engine
+def test_x():
+    assert engine.__doc__
