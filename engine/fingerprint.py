@@ -1,0 +1,105 @@
+"""Fingerprints: records that differ only in variable values make one incident.
+
+A fingerprint is built from the pattern type, the database, the message with
+its variable parts replaced by placeholders, the innermost exception of the
+traceback (class and normalised message), and the pattern's chosen named
+groups (for example the XML file a fix must edit).
+
+>>> normalize("Worker (31337) virtual memory limit (2147483648) reached.")
+'Worker (<n>) virtual memory limit (<n>) reached.'
+>>> normalize("_read_file reading /var/lib/odoo/filestore/prod/3f/3f2a9c1d88e0")
+'_read_file reading <filestore>'
+>>> normalize("Invalid field 'numbercall' on model 'ir.cron'")
+'Invalid field <str> on model <str>'
+>>> normalize('127.0.0.1 - - [29/Nov/2026 14:40:19] "GET /web HTTP/1.1" 200 - 3 0.002 0.010')
+'<ip> - - [<ts>] <str> <n> - <n> <n> <n>'
+>>> normalize("session 6f1c2a8e-9b7d-4c3e-8a1f-0d2e3c4b5a69 at 0x7f3a2b1c")
+'session <uuid> at <hex>'
+"""
+
+import hashlib
+import re
+
+_RULES = (
+    (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<ts>"),
+    (re.compile(r"\d\d?/[A-Z][a-z]{2}/\d{4}[ :]\d\d:\d\d:\d\d(?: [+-]\d{4})?"), "<ts>"),
+    (re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"(?:/[^\s'\"`/]+)*/filestore/[^\s'\"`,;)]+"), "<filestore>"),
+    (re.compile(r"'[^'\n]{0,500}'|\"[^\"\n]{0,500}\"|`[^`\n]{0,500}`"), "<str>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"),
+     "<hex>"),
+    (re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?\b"), "<n>"),
+    (re.compile(r"\s+"), " "),
+)
+
+_MAX_SIGNATURE_PART = 300
+
+_TRACEBACK = "Traceback (most recent call last):"
+_EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
+
+
+def normalize(text):
+    """Replace the variable parts of *text* by placeholders."""
+    for regex, placeholder in _RULES:
+        text = regex.sub(placeholder, text)
+    return text.strip()[:_MAX_SIGNATURE_PART]
+
+
+def innermost_exception(text):
+    """The first exception of the first traceback in *text*: (class, message).
+
+    Python prints a chain of exceptions innermost first ("The above exception
+    was the direct cause of the following exception"), so the first exception
+    line after the first ``Traceback`` header is the real cause.
+
+    >>> innermost_exception('''x
+    ... Traceback (most recent call last):
+    ...   File "a.py", line 1, in f
+    ...     raise ValueError("Invalid field 'doall' on model 'ir.cron'")
+    ... ValueError: Invalid field 'doall' on model 'ir.cron'
+    ...
+    ... The above exception was the direct cause of the following exception:
+    ...
+    ... Traceback (most recent call last):
+    ... odoo.tools.convert.ParseError: while parsing /a.xml:3''')
+    ('ValueError', "Invalid field 'doall' on model 'ir.cron'")
+    >>> innermost_exception("no traceback here") is None
+    True
+    """
+    start = text.find(_TRACEBACK)
+    if start < 0:
+        return None
+    for line in text[start + len(_TRACEBACK):].splitlines():
+        if not line.strip() or line[0] in " \t":
+            continue
+        match = _EXCEPTION_LINE.match(line)
+        if match:
+            return match["cls"], (match["msg"] or "").strip()
+        return None
+    return None
+
+
+def fingerprint(pattern_type, message, *, database=None, exception=None, fields=None):
+    """Return ``(fingerprint, signature)``; the signature is what was hashed.
+
+    >>> a = fingerprint("db_deadlock", "bad query: UPDATE x SET a=1 WHERE id=7",
+    ...                 database="prod")
+    >>> b = fingerprint("db_deadlock", "bad query: UPDATE x SET a=2 WHERE id=9",
+    ...                 database="prod")
+    >>> a == b, len(a[0])
+    (True, 16)
+    >>> a[1]
+    'db_deadlock | prod | bad query: UPDATE x SET a=<n> WHERE id=<n>'
+    >>> fingerprint("db_deadlock", "x", database="other")[0] == a[0]
+    False
+    """
+    parts = [pattern_type, database or "-", normalize(message)]
+    if exception:
+        cls, exc_message = exception
+        parts.append(f"{cls}: {normalize(exc_message)}" if exc_message else cls)
+    for name, value in sorted((fields or {}).items()):
+        parts.append(f"{name}={value}")
+    signature = " | ".join(parts)
+    digest = hashlib.sha1(signature.encode("utf-8", "replace")).hexdigest()[:16]
+    return digest, signature

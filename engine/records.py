@@ -1,0 +1,168 @@
+"""Odoo log records: the header line and the lines that belong to it.
+
+Odoo writes ``YYYY-MM-DD HH:MM:SS,mmm PID LEVEL DBNAME LOGGER: message``.
+Lines that do not start a record (a traceback, the XML context of a
+ParseError) belong to the record before them. Text before the first record,
+such as a bare traceback printed to stderr before logging was set up, is a
+*raw* record: it has no level, pid or logger.
+
+>>> raw = (b"2026-11-29 14:40:22,045 5681 CRITICAL probe18 odoo.service.server: "
+...        b"Failed to initialize database `probe18`.\\n"
+...        b"Traceback (most recent call last):\\n"
+...        b"ValueError: Invalid field 'numbercall' on model 'ir.cron'\\n")
+>>> rec = parse_record(raw, path="odoo.log", line=18, offset=2500)
+>>> rec.level, rec.pid, rec.database, rec.logger
+('CRITICAL', 5681, 'probe18', 'odoo.service.server')
+>>> rec.message
+'Failed to initialize database `probe18`.'
+>>> rec.timestamp
+datetime.datetime(2026, 11, 29, 14, 40, 22, 45000)
+>>> rec.text.count("\\n")
+2
+
+Journal and syslog prefixes (``journalctl -u odoo`` output) are accepted:
+
+>>> rec = parse_record(b"Nov 29 14:40:22 web1 odoo[5681]: 2026-11-29 14:40:22,045 "
+...                    b"5681 INFO ? odoo: Odoo version 18.0 ")
+>>> rec.level, rec.database, rec.message
+('INFO', None, 'Odoo version 18.0')
+
+Anything else is raw text, and undecodable bytes never stop the reader:
+
+>>> rec = parse_record(b"OSError: [Errno 98] Address already in use\\n\\xff\\x00junk")
+>>> rec.level is None, rec.message
+(True, 'OSError: [Errno 98] Address already in use')
+>>> "\\x00" in rec.text
+False
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+# Optional syslog/journal prefix: "Nov 29 14:40:22 host odoo[123]: ".
+_PREFIX = rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [^\s:\[]+(?:\[\d+\])?: )?"
+_STAMP = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z_]+ "
+
+#: Matches (with ``.match(data, pos)``) when a record header starts at pos.
+HEADER_START = re.compile(_PREFIX + _STAMP)
+
+_HEADER = re.compile(
+    _PREFIX
+    + rb"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<pid>\d+) (?P<level>[A-Z_]+) "
+    rb"(?P<db>\S+) (?P<logger>[^\s:]+):? ?(?P<msg>[^\n]*)"
+)
+
+#: A record longer than this keeps its head and tail only: a multi-megabyte
+#: line must not make one record cost unbounded memory.
+MAX_RECORD_BYTES = 1 << 20
+_HEAD_KEEP = 768 << 10
+_TAIL_KEEP = 192 << 10
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(slots=True)
+class Record:
+    """One log record: its header fields, full text and where it was read."""
+
+    text: str
+    message: str
+    path: str = ""
+    line: int = 0
+    offset: int = 0
+    timestamp: datetime | None = None
+    pid: int | None = None
+    level: str | None = None
+    database: str | None = None
+    logger: str | None = None
+
+    @property
+    def is_raw(self):
+        """True for text that is not an Odoo record (stderr, foreign lines)."""
+        return self.level is None
+
+
+def decode(raw):
+    """Bytes to text that any consumer (PostgreSQL included) accepts.
+
+    >>> decode(b"caf\\xc3\\xa9 \\xff\\x00")
+    'café \\ufffd\\ufffd'
+    """
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+def _cap(raw):
+    if len(raw) <= MAX_RECORD_BYTES:
+        return raw
+    omitted = len(raw) - _HEAD_KEEP - _TAIL_KEEP
+    return b"%s\n[... %d bytes omitted ...]\n%s" % (raw[:_HEAD_KEEP], omitted, raw[-_TAIL_KEEP:])
+
+
+def parse_timestamp(stamp):
+    """Odoo's ``2026-11-29 14:40:22,045`` as a naive datetime (Odoo logs UTC).
+
+    >>> parse_timestamp("2026-11-29 14:40:22,045")
+    datetime.datetime(2026, 11, 29, 14, 40, 22, 45000)
+    >>> parse_timestamp("2026-13-45 99:00:00,000") is None
+    True
+    """
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+    except ValueError:
+        return None
+
+
+def parse_record(raw, path="", line=0, offset=0):
+    """Build a :class:`Record` from the bytes of one record."""
+    raw = _cap(raw)
+    text = decode(raw).rstrip("\n")
+    first, _, _ = text.partition("\n")
+    header = _HEADER.match(first.encode("utf-8", "replace"))
+    if not header:
+        return Record(text=text, message=first.strip(), path=path, line=line, offset=offset)
+    fields = {k: decode(v) for k, v in header.groupdict().items()}
+    database = fields["db"]
+    return Record(
+        text=text,
+        message=fields["msg"].strip(),
+        path=path,
+        line=line,
+        offset=offset,
+        timestamp=parse_timestamp(fields["ts"]),
+        pid=int(fields["pid"]),
+        level=fields["level"],
+        database=None if database == "?" else database,
+        logger=fields["logger"],
+    )
+
+
+def record_bounds(data, pos, max_lines=5000):
+    """Start and end of the record that holds byte *pos* of *data*.
+
+    *data* starts at a record boundary. A record starts at a header line and
+    runs to the next header line. Walks are bounded by *max_lines* so that a
+    huge run of non-record text costs at most that many lines per hit.
+
+    >>> data = (b"2026-11-29 14:40:22,044 1 ERROR db a: x\\n"
+    ...         b"2026-11-29 14:40:22,045 1 CRITICAL db b: y\\nTraceback\\n  z\\n"
+    ...         b"2026-11-29 14:40:22,050 1 INFO db c: w\\n")
+    >>> s, e = record_bounds(data, data.index(b"  z"))
+    >>> data[s:e].splitlines()[1:]
+    [b'Traceback', b'  z']
+    """
+    start = data.rfind(b"\n", 0, pos) + 1
+    for _ in range(max_lines):
+        if start == 0 or HEADER_START.match(data, start):
+            break
+        start = data.rfind(b"\n", 0, start - 1) + 1
+    end = pos
+    for _ in range(max_lines):
+        newline = data.find(b"\n", end)
+        if newline < 0:
+            end = len(data)
+            break
+        end = newline + 1
+        if end >= len(data) or HEADER_START.match(data, end):
+            break
+    return start, end
