@@ -1,0 +1,692 @@
+"""Fix action ``fix-cron``: drop the ir.cron fields Odoo 18 no longer has.
+
+Odoo 18 removed ``numbercall`` and ``doall`` from ``ir.cron`` (compare the
+field list of ``odoo/addons/base/models/ir_cron.py`` in 17.0 and 18.0: every
+other field of 17.0 is still there). A module whose XML data still sets one
+of them fails to install or update with ``ValueError: Invalid field
+'numbercall' on model 'ir.cron'`` wrapped in a ParseError, and Odoo stops with
+"Failed to initialize database". Both are removed at once: removing only the
+field named in the error makes the next start fail again on the other one.
+
+How the edit stays safe::
+
+    raw bytes --lxml--> tree: which <field> elements to drop, and where
+        |                (record model="ir.cron" under <odoo>/<openerp>/<data>)
+        |
+        +--byte scanner--> the byte span of every element, matched one to
+        |                  one with lxml's elements (tag and line must agree)
+        v
+    new bytes = old bytes minus those spans (minus the whole line when the
+        |       element stands alone on it): comments, encoding, quoting,
+        |       blank lines and CRLF are untouched
+        v
+    verify: lxml parses the new bytes and its tree equals the old tree
+            minus exactly the removed elements; otherwise no plan at all
+
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "cron.xml")
+>>> with open(path, "wb") as fh:
+...     _ = fh.write(b'''<odoo>
+...     <record id="ir_cron_legacy" model="ir.cron">
+...         <field name="name">Legacy job</field>
+...         <field name="numbercall">-1</field>
+...         <field name="doall" eval="False"/> <!-- keep me -->
+...     </record>
+... </odoo>
+... ''')
+>>> p = plan(path)
+>>> [(r.line, r.field, r.record_id) for r in p.removals]
+[(4, 'numbercall', 'ir_cron_legacy'), (5, 'doall', 'ir_cron_legacy')]
+>>> print(p.new.decode())
+<odoo>
+    <record id="ir_cron_legacy" model="ir.cron">
+        <field name="name">Legacy job</field>
+        <!-- keep me -->
+    </record>
+</odoo>
+<BLANKLINE>
+>>> backup = apply_plan(p, os.path.join(os.path.dirname(path), "backups"))
+>>> plan(path) is None   # idempotent: nothing left to do
+True
+"""
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field as dc_field
+
+from lxml import etree
+
+from .. import fsutil
+from ..errors import EngineError
+
+__all__ = [
+    "REMOVED_FIELDS",
+    "CronFieldError",
+    "CronFieldPlan",
+    "Removal",
+    "apply_plan",
+    "files_from_findings",
+    "files_from_log",
+    "find_xml_files",
+    "plan",
+]
+
+#: ir.cron fields of Odoo 17.0 that Odoo 18.0 no longer has.
+REMOVED_FIELDS = ("numbercall", "doall")
+
+#: Elements an Odoo data file nests its records in (odoo/tools/convert.py).
+CONTAINER_TAGS = ("odoo", "openerp", "data")
+
+#: The pattern type whose findings name the XML files to fix.
+PATTERN_TYPE = "cron_field_deprecated"
+
+_SKIP_DIRS = {"__pycache__", "node_modules"}
+
+
+class CronFieldError(EngineError):
+    """A file fix-cron cannot handle; the message names the file and line."""
+
+    def __init__(self, path, message, line=None):
+        self.path = path
+        self.line = line
+        where = "%s:%s" % (path, line) if line else str(path)
+        super().__init__("%s: %s" % (where, " ".join(str(message).split())))
+
+
+@dataclass
+class Removal:
+    """One ``<field>`` element to remove."""
+
+    line: int  # 1-based line of the element in the old file
+    field: str  # numbercall, doall
+    record_id: str  # the id= of its <record>, "" when it has none
+
+    def to_dict(self):
+        return {"line": self.line, "field": self.field, "record_id": self.record_id}
+
+
+@dataclass
+class CronFieldPlan:
+    """What fixing one file would change. Building it changes nothing."""
+
+    path: str
+    old: bytes
+    new: bytes
+    removals: list = dc_field(default_factory=list)
+    diff: str = ""
+    encoding: str = "utf-8"
+
+    def to_dict(self):
+        return {
+            "path": self.path,
+            "removals": [r.to_dict() for r in self.removals],
+            "diff": self.diff,
+        }
+
+
+# --------------------------------------------------------------------------
+# parsing
+
+
+def _parser():
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        remove_blank_text=False,
+        remove_comments=False,
+        remove_pis=False,
+        strip_cdata=False,
+        huge_tree=True,
+    )
+
+
+def _parse(data, path):
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+        raise CronFieldError(path, "not an ASCII-compatible XML file (UTF-16 or binary)", 1)
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        msg = re.sub(r",? line \d+, column \d+$", "", exc.msg or str(exc))
+        raise CronFieldError(path, "malformed XML: %s" % msg, exc.lineno or 1) from None
+    except ValueError as exc:  # e.g. lxml refusing an unknown encoding
+        raise CronFieldError(path, "unreadable XML: %s" % exc, 1) from None
+    encoding = root.getroottree().docinfo.encoding or "utf-8"
+    probe = b"<>/=\"' \t\r\n!?-[]"
+    try:
+        ascii_compatible = probe.decode("ascii").encode(encoding) == probe
+    except LookupError:
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise CronFieldError(path, "encoding %r is not supported (not ASCII-compatible)" % encoding, 1)
+    return root, encoding
+
+
+def _localname(tag):
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else None
+
+
+def _is_element(node):
+    return isinstance(node.tag, str)
+
+
+_NAME_END = re.compile(rb"[\s/>]")
+
+
+class _Span:
+    __slots__ = ("name", "start", "tag_end", "end")
+
+    def __init__(self, name, start, tag_end):
+        self.name = name
+        self.start = start  # offset of "<"
+        self.tag_end = tag_end  # offset just after the start tag's ">"
+        self.end = None  # offset just after the end tag (or "/>")
+
+
+def _skip_quoted_until_gt(data, j, n):
+    """Offset of the first ">" at or after *j* that is not inside quotes."""
+    quote = None
+    while j < n:
+        c = data[j]
+        if quote is not None:
+            if c == quote:
+                quote = None
+        elif c == 0x22 or c == 0x27:
+            quote = c
+        elif c == 0x3E:
+            return j
+        j += 1
+    return -1
+
+
+def _scan_elements(data):
+    """Byte spans of every element of *data*, in document order.
+
+    A minimal scanner for well-formed XML in an ASCII-compatible encoding
+    (lxml has already accepted the document): comments, CDATA, processing
+    instructions and the DOCTYPE are skipped, quoted attribute values may
+    hold ``>``.
+
+    >>> [(s.name, s.start, s.end) for s in _scan_elements(b'<a x=">"><!-- <b> --><b/></a>')]
+    [(b'a', 0, 29), (b'b', 21, 25)]
+    """
+    spans = []
+    stack = []
+    n = len(data)
+    i = 0
+    while True:
+        lt = data.find(b"<", i)
+        if lt < 0:
+            break
+        if data.startswith(b"<!--", lt):
+            end = data.find(b"-->", lt + 4)
+            if end < 0:
+                raise ValueError("unterminated comment at offset %d" % lt)
+            i = end + 3
+        elif data.startswith(b"<![CDATA[", lt):
+            end = data.find(b"]]>", lt + 9)
+            if end < 0:
+                raise ValueError("unterminated CDATA at offset %d" % lt)
+            i = end + 3
+        elif data.startswith(b"<?", lt):
+            end = data.find(b"?>", lt + 2)
+            if end < 0:
+                raise ValueError("unterminated processing instruction at offset %d" % lt)
+            i = end + 2
+        elif data.startswith(b"<!", lt):  # DOCTYPE, possibly with an internal subset
+            j, depth, quote = lt + 2, 0, None
+            while j < n:
+                c = data[j]
+                if quote is not None:
+                    if c == quote:
+                        quote = None
+                elif c in (0x22, 0x27):
+                    quote = c
+                elif c == 0x5B:
+                    depth += 1
+                elif c == 0x5D:
+                    depth -= 1
+                elif c == 0x3E and depth <= 0:
+                    break
+                j += 1
+            i = j + 1
+        elif data.startswith(b"</", lt):
+            gt = data.find(b">", lt)
+            if gt < 0 or not stack:
+                raise ValueError("unexpected end tag at offset %d" % lt)
+            name = data[lt + 2:gt].strip()
+            span = stack.pop()
+            if span.name != name:
+                raise ValueError("end tag %r does not close %r" % (name, span.name))
+            span.end = gt + 1
+            i = gt + 1
+        else:
+            m = _NAME_END.search(data, lt + 1)
+            if m is None:
+                raise ValueError("unterminated start tag at offset %d" % lt)
+            gt = _skip_quoted_until_gt(data, m.start(), n)
+            if gt < 0:
+                raise ValueError("unterminated start tag at offset %d" % lt)
+            span = _Span(data[lt + 1:m.start()], lt, gt + 1)
+            spans.append(span)
+            if data[gt - 1] == 0x2F:  # "/>"
+                span.end = gt + 1
+            else:
+                stack.append(span)
+            i = gt + 1
+    if stack:
+        raise ValueError("unclosed element %r" % stack[-1].name)
+    return spans
+
+
+def _line_of(data, offset):
+    """1-based line number of *offset*, counted the way libxml2 counts (LF)."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _match_spans(root, data, path):
+    """Map every lxml element to its byte span; refuse when they disagree."""
+    elements = [el for el in root.iter() if _is_element(el)]
+    try:
+        spans = _scan_elements(data)
+    except ValueError as exc:
+        raise CronFieldError(path, "cannot locate elements in the raw bytes: %s" % exc) from None
+    if len(elements) != len(spans):
+        raise CronFieldError(
+            path,
+            "cannot locate elements in the raw bytes (%d parsed, %d found); "
+            "entities or a DTD may define elements" % (len(elements), len(spans)),
+        )
+    for el, span in zip(elements, spans):
+        name = span.name.decode("ascii", "replace").rsplit(":", 1)[-1]
+        line = _line_of(data, span.tag_end - 1)
+        if name != _localname(el.tag) or (el.sourceline and el.sourceline != line):
+            raise CronFieldError(
+                path,
+                "cannot locate <%s> in the raw bytes (parsed at line %s, found <%s> at line %s)"
+                % (_localname(el.tag), el.sourceline, name, line),
+                el.sourceline,
+            )
+    return dict(zip(elements, spans))
+
+
+def _cron_fields_to_remove(root, path="<bytes>"):
+    """The <field> elements to drop: (element, record) pairs in document order.
+
+    Tags are matched exactly as odoo/tools/convert.py does (no namespace): a
+    ``<record model="ir.cron">`` whose ancestors are all ``<odoo>``,
+    ``<openerp>`` or ``<data>``, and its direct ``<field>`` children whose
+    name is one of :data:`REMOVED_FIELDS`.
+    """
+    if root.tag not in CONTAINER_TAGS:
+        return []
+    found = []
+    for record in root.iter("record"):
+        if record.get("model") != "ir.cron":  # Odoo does not strip it either
+            continue
+        parent = record.getparent()
+        inside_data = True
+        while parent is not None:
+            if parent.tag not in CONTAINER_TAGS:
+                inside_data = False
+                break
+            parent = parent.getparent()
+        if not inside_data:
+            continue
+        for child in record:
+            if child.tag is etree.Entity:
+                raise CronFieldError(
+                    path,
+                    "ir.cron record %r uses an entity reference (&%s;); fix it by hand"
+                    % (record.get("id", ""), child.text.strip("&;")),
+                    child.sourceline or record.sourceline,
+                )
+            if child.tag == "field" and child.get("name") in REMOVED_FIELDS:
+                found.append((child, record))
+    return found
+
+
+# --------------------------------------------------------------------------
+# byte editing
+
+_HWS = b" \t"
+
+
+def _line_bounds(data, start, end):
+    """(offset of the start of *start*'s line, offset of the EOL after *end*)."""
+    line_start = max(data.rfind(b"\n", 0, start), data.rfind(b"\r", 0, start)) + 1
+    eol = len(data)
+    for nl in (b"\n", b"\r"):
+        k = data.find(nl, end)
+        if 0 <= k < eol:
+            eol = k
+    return line_start, eol
+
+
+def _removal_ranges(data, spans):
+    """Byte ranges to cut for *spans*: whole lines when an element stands alone.
+
+    Neighbouring elements separated by blanks only are merged first, so two
+    removed fields on one line leave no stray indentation behind.
+    """
+    raw = sorted((s.start, s.end) for s in spans)
+    merged = []
+    for start, end in raw:
+        if merged and not data[merged[-1][1]:start].strip(_HWS):
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    ranges = []
+    for start, end in merged:
+        line_start, eol = _line_bounds(data, start, end)
+        before_blank = not data[line_start:start].strip(_HWS)
+        after_blank = not data[end:eol].strip(_HWS)
+        if before_blank and after_blank:
+            nl_len = 2 if data[eol:eol + 2] == b"\r\n" else (1 if eol < len(data) else 0)
+            ranges.append((line_start, eol + nl_len))
+        elif before_blank:  # something follows on the line: eat the blanks after
+            k = end
+            while k < eol and data[k] in _HWS:
+                k += 1
+            ranges.append((start, k))
+        else:  # something precedes on the line: eat the blanks before
+            k = start
+            while k > line_start and data[k - 1] in _HWS:
+                k -= 1
+            ranges.append((k, end))
+    return ranges
+
+
+def _cut(data, ranges):
+    out, pos = [], 0
+    for start, end in sorted(ranges):
+        out.append(data[pos:start])
+        pos = max(pos, end)
+    out.append(data[pos:])
+    return b"".join(out)
+
+
+# --------------------------------------------------------------------------
+# verification
+
+
+def _norm_text(text):
+    return " ".join(text.split()) if text else ""
+
+
+def _tokens(root, skip=frozenset()):
+    """A flat, whitespace-insensitive description of a tree, minus *skip*.
+
+    Text is compared with runs of blanks collapsed, so cutting a whole line
+    (its indentation and newline) compares equal, while any other change of
+    text, attributes, comments or structure does not.
+    """
+    out = []
+
+    def text(value):
+        value = _norm_text(value)
+        if not value:
+            return
+        if out and out[-1][0] == "text":
+            out[-1] = ("text", out[-1][1] + " " + value)
+        else:
+            out.append(("text", value))
+
+    def walk(node):
+        if node in skip:
+            text(node.tail)
+            return
+        if _is_element(node):
+            out.append(("start", node.tag, tuple(sorted(node.attrib.items()))))
+            text(node.text)
+            for child in node:
+                walk(child)
+            out.append(("end", node.tag))
+        else:  # comment, processing instruction, entity reference
+            out.append(("node", str(node.tag), node.text, getattr(node, "target", None)))
+        text(node.tail)
+
+    walk(root)
+    return out
+
+
+def _siblings(root):
+    prev = list(root.itersiblings(preceding=True))[::-1]
+    nxt = list(root.itersiblings())
+    return [(str(n.tag), n.text) for n in prev + nxt]
+
+
+def _check_tree(old_root, new_root, removed, path):
+    old_info = old_root.getroottree().docinfo
+    new_info = new_root.getroottree().docinfo
+    for attr in ("encoding", "xml_version", "standalone", "doctype"):
+        if getattr(old_info, attr) != getattr(new_info, attr):
+            raise CronFieldError(path, "verification failed: the XML %s changed" % attr)
+    if _siblings(old_root) != _siblings(new_root):
+        raise CronFieldError(path, "verification failed: comments outside the root changed")
+    expected = _tokens(old_root, skip=frozenset(removed))
+    actual = _tokens(new_root)
+    if expected != actual:
+        for i, (a, b) in enumerate(zip(expected, actual)):
+            if a != b:
+                break
+        else:
+            i = min(len(expected), len(actual))
+        raise CronFieldError(
+            path,
+            "verification failed: the result is not the original minus the removed "
+            "fields (first difference at token %d)" % i,
+        )
+
+
+# --------------------------------------------------------------------------
+# diff
+
+def _split_lines(text):
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
+def unified_diff(old, new, path, encoding="utf-8"):
+    """Unified diff of two byte strings, decoded with *encoding*.
+
+    >>> print(unified_diff(b"a\\nb\\n", b"a\\n", "f.xml"), end="")
+    --- a/f.xml
+    +++ b/f.xml
+    @@ -1,2 +1 @@
+     a
+    -b
+    """
+    old_lines = _split_lines(old.decode(encoding, "replace"))
+    new_lines = _split_lines(new.decode(encoding, "replace"))
+    label = path.lstrip("/")
+    out = []
+    for line in difflib.unified_diff(old_lines, new_lines, "a/" + label, "b/" + label):
+        if line.startswith(("---", "+++")):
+            out.append(line.rstrip("\r\n") + "\n")
+        elif line.endswith(("\n", "\r")):
+            out.append(line)
+        else:
+            out.append(line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------
+# public API
+
+
+def plan_bytes(data, path="<bytes>"):
+    """Plan the fix of XML *data*; see :func:`plan`."""
+    if not data.strip():  # an empty data file (Odoo ships some): nothing to fix
+        return None
+    root, encoding = _parse(data, path)
+    targets = _cron_fields_to_remove(root, path)
+    if not targets:
+        return None
+    spans = _match_spans(root, data, path)
+    removals = []
+    for el, record in targets:
+        removals.append(
+            Removal(
+                line=_line_of(data, spans[el].start),
+                field=el.get("name"),
+                record_id=record.get("id", ""),
+            )
+        )
+    new = _cut(data, _removal_ranges(data, [spans[el] for el, _ in targets]))
+    new_root, _ = _parse(new, path)
+    _check_tree(root, new_root, [el for el, _ in targets], path)
+    if _cron_fields_to_remove(new_root):  # pragma: no cover - guarded by _check_tree
+        raise CronFieldError(path, "verification failed: fields left after the fix")
+    return CronFieldPlan(
+        path=path,
+        old=data,
+        new=new,
+        removals=removals,
+        diff=unified_diff(data, new, path, encoding),
+        encoding=encoding,
+    )
+
+
+def plan(path):
+    """Plan the fix of one XML file: a :class:`CronFieldPlan`, or None.
+
+    None means there is nothing to do (no ir.cron record sets a removed field,
+    or the file is not an Odoo data file). Raises :class:`CronFieldError` for
+    a file that cannot be read or parsed, naming the file and the line.
+    Nothing is written.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise CronFieldError(path, "cannot read: %s" % (exc.strerror or exc)) from None
+    return plan_bytes(data, path)
+
+
+def _verify_on_disk(plan_):
+    with open(plan_.path, "rb") as fh:
+        data = fh.read()
+    if data != plan_.new:
+        raise CronFieldError(plan_.path, "verification failed: the file on disk is not the planned bytes")
+    old_root, _ = _parse(plan_.old, plan_.path)
+    new_root, _ = _parse(data, plan_.path)
+    removed = [el for el, _ in _cron_fields_to_remove(old_root)]
+    _check_tree(old_root, new_root, removed, plan_.path)
+    if plan_bytes(data, plan_.path) is not None:
+        raise CronFieldError(plan_.path, "verification failed: a second run would still change the file")
+
+
+def apply_plan(plan_, backup_dir, extra_check=None):
+    """Apply *plan_*: backup, atomic write, verify, roll back on failure.
+
+    The file must still hold the bytes the plan was made from. *extra_check*,
+    if given, is called with the path after the built-in verification (for
+    example to load the file in Odoo) and may raise to trigger the rollback.
+    Returns the :class:`engine.fsutil.BackupRecord` of the backup.
+    """
+    path = plan_.path
+    try:
+        with open(path, "rb") as fh:
+            current = fh.read()
+    except OSError as exc:
+        raise CronFieldError(path, "cannot read: %s" % (exc.strerror or exc)) from None
+    if current != plan_.old:
+        raise CronFieldError(path, "the file changed since the plan was made; plan again")
+    try:
+        record = fsutil.backup_file(path, backup_dir)
+    except OSError as exc:
+        raise CronFieldError(path, "cannot back up to %s: %s" % (backup_dir, exc.strerror or exc)) from None
+    try:
+        fsutil.atomic_write(path, plan_.new)
+    except OSError as exc:
+        raise CronFieldError(path, "cannot write: %s" % (exc.strerror or exc)) from None
+    try:
+        _verify_on_disk(plan_)
+        if extra_check is not None:
+            extra_check(path)
+    except Exception as exc:
+        fsutil.restore_backup(record)
+        raise CronFieldError(path, "%s; rolled back from %s" % (exc, record.backup_path)) from None
+    return record
+
+
+def find_xml_files(paths, on_skip=None):
+    """XML files under *paths* (files or folders, recursive), sorted, unique.
+
+    Folders are walked without following symlinked folders; a file (or a
+    symlink) under a folder that resolves outside that folder is skipped and
+    reported through ``on_skip(path, reason)``. Hidden folders are skipped.
+    A path that does not exist raises :class:`CronFieldError`.
+    """
+    seen, out = set(), []
+
+    def add(real):
+        if real not in seen:
+            seen.add(real)
+            out.append(real)
+
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(
+                    d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS
+                )
+                for name in sorted(filenames):
+                    if not name.lower().endswith(".xml"):
+                        continue
+                    candidate = os.path.join(dirpath, name)
+                    try:
+                        real = fsutil.resolve_inside(candidate, [p])
+                    except fsutil.PathEscapeError as exc:
+                        if on_skip:
+                            on_skip(candidate, str(exc))
+                        continue
+                    if os.path.isfile(real):
+                        add(real)
+        elif os.path.isfile(p):
+            add(os.path.realpath(p))
+        elif os.path.lexists(p):
+            raise CronFieldError(p, "not a regular file or folder")
+        else:
+            raise CronFieldError(p, "no such file or folder")
+    return sorted(out)
+
+
+def files_from_findings(findings):
+    """XML files named by ``cron_field_deprecated`` findings, existing ones only.
+
+    Each finding's ``xml_file`` capture, in order of first appearance.
+    """
+    out = []
+    for finding in findings:
+        if getattr(finding, "pattern_type", None) != PATTERN_TYPE:
+            continue
+        xml_file = (getattr(finding, "captures", None) or {}).get("xml_file")
+        if not xml_file or xml_file in out:
+            continue
+        if os.path.isfile(xml_file):
+            out.append(xml_file)
+    return out
+
+
+def files_from_log(log_path, pattern_set):
+    """Scan *log_path* once with *pattern_set*; the XML files its errors name.
+
+    Returns ``(files, missing)``: existing files to fix, and the files the log
+    names that do not exist here (to report, not to touch).
+    """
+    from ..scanner import Scanner
+
+    result = Scanner(pattern_set).scan_file(log_path, cursor=None, final=True)
+    files = files_from_findings(result.findings)
+    named = []
+    for finding in result.findings:
+        if getattr(finding, "pattern_type", None) == PATTERN_TYPE:
+            xml_file = (finding.captures or {}).get("xml_file")
+            if xml_file and xml_file not in named:
+                named.append(xml_file)
+    missing = [f for f in named if f not in files]
+    return files, missing
