@@ -184,15 +184,16 @@ def resolve_inside(path, roots):
     >>> root = os.path.realpath(tempfile.mkdtemp())
     >>> resolve_inside(os.path.join(root, "a", "..", "b.xml"), [root]) == os.path.join(root, "b.xml")
     True
-    >>> resolve_inside(os.path.join(root, "..", "etc"), [root])
-    Traceback (most recent call last):
-    ...
-    engine.fsutil.PathEscapeError: ...
+    >>> def refused(path):
+    ...     try:
+    ...         resolve_inside(path, [root])
+    ...     except PathEscapeError as exc:
+    ...         return "outside the allowed roots" in str(exc)
+    >>> refused(os.path.join(root, "..", "etc"))
+    True
     >>> os.symlink("/etc/passwd", os.path.join(root, "link"))
-    >>> resolve_inside(os.path.join(root, "link"), [root])
-    Traceback (most recent call last):
-    ...
-    engine.fsutil.PathEscapeError: ...
+    >>> refused(os.path.join(root, "link"))
+    True
     """
     if isinstance(roots, (str, bytes, os.PathLike)):
         roots = [roots]
