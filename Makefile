@@ -1,0 +1,48 @@
+# auto_heal developer commands. The two that matter: `make run` and `make test`.
+#   make test [ODOO=0] [PYTEST_ARGS="-k expr"]   pytest + the addon's tests in a real Odoo 18
+#   make run [PORT=8069]                          Odoo 18 with auto_heal + the watchdog
+#   make venv | lint | bench [BENCH_ARGS=...] | clean
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements.stamp
+PORT   ?= 8069
+ODOO   ?= 1
+PYTEST_ARGS ?=
+BENCH_ARGS  ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test run lint bench clean
+
+help:
+	@sed -n '2,5p' Makefile | sed 's/^# \{0,1\}//'
+
+venv: $(STAMP)
+
+# Re-install only when a requirements file changed (or the venv is missing).
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "error: $(PYTHON) cannot create a venv: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
+	@test -x $(PY) || { echo "creating $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
+	@echo "installing requirements-dev.txt into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+test: $(STAMP)
+	@$(PY) -m tools.testrun $(if $(filter 0 no false,$(ODOO)),--no-odoo) -- $(PYTEST_ARGS)
+
+run: $(STAMP)
+	@$(PY) -m tools.run --port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/scan_bench.py $(BENCH_ARGS)
+
+clean:
+	@if [ -f .run/pg/data/postmaster.pid ] && kill -0 "$$(head -n1 .run/pg/data/postmaster.pid)" 2>/dev/null; then \
+	  echo "error: the make run cluster in .run/pg is still running; stop make run first" >&2; exit 1; fi
+	rm -rf $(VENV) .run .tmp .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
