@@ -16,7 +16,7 @@ BENCH_ARGS  ?=
 .PHONY: help venv test run lint bench clean
 
 help:
-	@sed -n '2,5p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,4p' Makefile | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
+	@test -f bench/scan_bench.py || { echo "error: bench/scan_bench.py is not there yet" >&2; exit 1; }
 	$(PY) bench/scan_bench.py $(BENCH_ARGS)
 
 clean:

@@ -170,7 +170,7 @@ class Condenser:
             self.continued = 0
             if self.showing:
                 logger = match["logger"].removeprefix("odoo.addons.")
-                self._print(f"{match['level']} {logger}: {match['message']}")
+                self._print(f"{match['level']} {logger}: {match['message'].rstrip()}")
             return
         if not self.showing:
             return
@@ -225,7 +225,8 @@ class OdooTestCounter:
         match = RECORD_RE.match(line)
         if not match:
             return
-        level, logger, message = match["level"], match["logger"], match["message"]
+        # Odoo's formatter ends every record's first line with a space
+        level, logger, message = match["level"], match["logger"], match["message"].rstrip()
         ours = logger.startswith(self.prefix)
         if level == "CRITICAL":
             self.critical.append(f"{logger}: {message}")

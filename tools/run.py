@@ -249,7 +249,8 @@ def main(argv=None) -> int:
     if not odoo_bin:
         return run_without_odoo(reasons)
     if port_in_use(opts.port):
-        say(f"error: port {opts.port} is already in use; pick another: make run PORT=8070")
+        say(f"error: port {opts.port} is already in use; pick another, "
+            f"e.g. make run PORT={opts.port + 1}")
         return 2
     RUN.mkdir(exist_ok=True)
     with signals_raise():

@@ -131,7 +131,10 @@ def odoo_skipped(reason_lines) -> Counts:
         f"{tests} Odoo test method(s) in tests/test_*.py counted as skipped.",
         *([] if not reason_lines else HOW_TO_GET_ODOO.splitlines()),
     ])
-    return Counts(skipped=tests)
+    counts = Counts(skipped=tests)
+    counts.notes.append("SKIPPED: " + ("no Odoo 18 found, see the banner above" if reason_lines
+                                       else "ODOO=0"))
+    return counts
 
 
 def run_odoo_tests(odoo_bin: str, odoo_path: str, pg: PgCluster) -> Counts:

@@ -115,18 +115,21 @@ def test_addons_dir_links_the_repository(tmp_path):
 
 
 def test_counter_subtests_setupclass_errors_and_skips():
+    # lines as Odoo 18 writes them, trailing space included
     c = OdooTestCounter()
     for line in [
-        f"{HEAD} INFO db {T}: Starting TestScan.test_ok ...",
-        f"{HEAD} INFO db {T}: Starting TestScan.test_sub ...",
+        f"{HEAD} INFO db {T}: Starting TestScan.test_ok ... ",
+        f"{HEAD} INFO db {T}: Starting TestScan.test_sub ... ",
+        f"{HEAD} INFO db {T}: " + "=" * 70 + " ",
         f"{HEAD} ERROR db {T}: FAIL: Subtest TestScan.test_sub (i=1)",
         "Traceback (most recent call last):",
         f"{HEAD} ERROR db {T}: FAIL: Subtest TestScan.test_sub (i=2)",
-        f"{HEAD} INFO db {T}: Starting TestScan.test_skip ...",
-        f"{HEAD} INFO db {T}: skipped TestScan.test_skip : no wkhtmltopdf",
-        f"{HEAD} ERROR db unittest.suite: ERROR: setUpClass ({T}.TestOther)",
+        f"{HEAD} INFO db {T}: Starting TestScan.test_skip ... ",
+        f"{HEAD} INFO db {T}: skipped TestScan.test_skip : no wkhtmltopdf ",
+        f"{HEAD} ERROR db odoo.tests.suite: ERROR: setUpClass ({T}.TestOther)",
+        f"{HEAD} ERROR db odoo.modules.loading: Module auto_heal: 2 failures, 1 errors of 3 tests ",
         f"{HEAD} ERROR db odoo.addons.base.tests.test_x: FAIL: TestX.test_y",
-        f"{HEAD} INFO db odoo.addons.base.tests.test_x: Starting TestX.test_y ...",
+        f"{HEAD} INFO db odoo.addons.base.tests.test_x: Starting TestX.test_y ... ",
     ]:
         c.feed(line)
     assert (c.passed, c.failed, c.skipped) == (1, 2, 1)
