@@ -13,13 +13,14 @@ class AutoHealFixRun(models.Model):
     _description = "Auto-Heal Fix Run"
     _order = "id desc"
 
-    name = fields.Char(compute="_compute_name", store=True, readonly=False, required=True)
+    name = fields.Char(compute="_compute_name", store=True, readonly=False, precompute=True,
+                       required=True)
     incident_id = fields.Many2one(
         "auto_heal.incident", string="Incident", required=True, ondelete="cascade", index=True)
     pattern_id = fields.Many2one(related="incident_id.pattern_id", store=True)
     severity = fields.Selection(related="incident_id.severity")
     action = fields.Char(
-        compute="_compute_action", store=True, readonly=False,
+        compute="_compute_action", store=True, readonly=False, precompute=True,
         help="Name of the fix action to run; defaults to the pattern's fix action.")
     state = fields.Selection([("draft", "Draft")], required=True, default="draft", readonly=True)
     notes = fields.Text()

@@ -31,6 +31,11 @@ _MAX_INT = 2**31 - 1
 _TEXT_FIELDS = ("sample", "message", "signature", "exception", "captures")
 
 
+def _seconds(moment):
+    """A log timestamp as Odoo stores datetimes: naive UTC, whole seconds."""
+    return moment.replace(microsecond=0) if moment else moment
+
+
 def _clean_text(value):
     """Mask secrets and drop NUL characters, which PostgreSQL text refuses."""
     if not value or not isinstance(value, str):
@@ -161,8 +166,8 @@ class AutoHealIncident(models.Model):
             "pattern_type": incident.pattern or UNKNOWN,
             "severity": incident.severity,
             "count": min(incident.count, _MAX_INT),
-            "first_seen": incident.first_seen or fields.Datetime.now(),
-            "last_seen": incident.last_seen or fields.Datetime.now(),
+            "first_seen": _seconds(incident.first_seen) or fields.Datetime.now(),
+            "last_seen": _seconds(incident.last_seen) or fields.Datetime.now(),
             "database": incident.database or False,
             "host": host,
             "message": incident.message,
@@ -218,12 +223,12 @@ class AutoHealIncident(models.Model):
                 to_create.append(self._values_from_engine(incident, patterns, log_source, host))
                 continue
             vals = {"count": min(record.count + incident.count, _MAX_INT)}
-            if incident.last_seen and (not record.last_seen
-                                       or incident.last_seen > record.last_seen):
-                vals["last_seen"] = incident.last_seen
-            if incident.first_seen and record.first_seen and incident.first_seen < record.first_seen:
+            first_seen, last_seen = _seconds(incident.first_seen), _seconds(incident.last_seen)
+            if last_seen and (not record.last_seen or last_seen > record.last_seen):
+                vals["last_seen"] = last_seen
+            if first_seen and record.first_seen and first_seen < record.first_seen:
                 # An older occurrence (a rotated file read late): it is the first one now.
-                vals.update(first_seen=incident.first_seen, sample=incident.sample,
+                vals.update(first_seen=first_seen, sample=incident.sample,
                             source_path=incident.source_path or False,
                             source_line=min(incident.source_line or 0, _MAX_INT))
             if record.state == "resolved":

@@ -255,7 +255,7 @@ class AutoHealPattern(models.Model):
         totals = {}
         for incident in engine_incidents:
             count, last = totals.get(incident.pattern, (0, None))
-            seen = incident.last_seen
+            seen = incident.last_seen and incident.last_seen.replace(microsecond=0)
             totals[incident.pattern] = (
                 count + incident.count,
                 max(filter(None, (last, seen)), default=None),
