@@ -117,21 +117,46 @@ def _head_hash(handle, length):
 
 
 def _open(path):
+    """Open a regular file for reading, or raise a one-line LogSourceError."""
     try:
+        # stat first: opening a FIFO would block until a writer shows up.
+        if not stat_module.S_ISREG(os.stat(path).st_mode):
+            if os.path.isdir(path):
+                raise LogSourceError(f"log path is a directory, not a file: {path}")
+            raise LogSourceError(f"log path is not a regular file: {path}")
         handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        stat = os.fstat(handle.fileno())
+        return handle, os.fstat(handle.fileno())
     except FileNotFoundError:
         raise LogSourceError(f"log file not found: {path}") from None
-    except IsADirectoryError:
-        raise LogSourceError(f"log path is a directory, not a file: {path}") from None
     except PermissionError:
         raise LogSourceError(f"log file not readable (permission denied): {path}") from None
     except OSError as exc:
         raise LogSourceError(f"cannot open log file {path}: {exc.strerror or exc}") from None
-    if not stat_module.S_ISREG(stat.st_mode):
-        handle.close()
-        raise LogSourceError(f"log path is not a regular file: {path}")
-    return handle, stat
+
+
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
+
+
+def _siblings(path):
+    """Rotated copies next to *path*: (name, stat) of readable plain files."""
+    folder = os.path.dirname(path) or "."
+    base = os.path.basename(path)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        if name == base or not name.startswith(base) or name.endswith(_COMPRESSED):
+            continue
+        candidate = os.path.join(folder, name)
+        try:
+            stat = os.stat(candidate)
+        except OSError:
+            continue
+        if stat_module.S_ISREG(stat.st_mode):
+            found.append((candidate, stat))
+    return found
 
 
 def find_rotated(path, device, inode):
@@ -141,23 +166,22 @@ def find_rotated(path, device, inode):
     compressed copy is a different inode and cannot be read on, so it is not
     found.
     """
-    folder = os.path.dirname(path) or "."
-    base = os.path.basename(path)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return None
-    for name in sorted(names):
-        if name == base or not name.startswith(base):
-            continue
-        candidate = os.path.join(folder, name)
-        try:
-            stat = os.stat(candidate)
-        except OSError:
-            continue
+    for candidate, stat in _siblings(path):
         if stat.st_ino == inode and stat.st_dev == device:
             return candidate
     return None
+
+
+def rotated_since(path, old_stat, current_stat):
+    """Files rotated after the old one: written after it, before the current one.
+
+    When the log rotated more than once between two scans, these hold the
+    records in between; oldest first.
+    """
+    skip = {(old_stat.st_dev, old_stat.st_ino), (current_stat.st_dev, current_stat.st_ino)}
+    between = [(stat.st_mtime, candidate) for candidate, stat in _siblings(path)
+               if (stat.st_dev, stat.st_ino) not in skip and stat.st_mtime > old_stat.st_mtime]
+    return [candidate for _, candidate in sorted(between)]
 
 
 class LogReader:
@@ -191,7 +215,7 @@ class LogReader:
             same_file = (stat.st_ino, stat.st_dev) == (cursor.inode, cursor.device)
             if cursor.inode and not same_file:
                 self.rotated = True
-                finished = yield from self._finish_rotated(cursor)
+                finished = yield from self._finish_rotated(cursor, stat)
                 if not finished:
                     return
                 start, line = 0, 1
@@ -212,8 +236,11 @@ class LogReader:
             return True
         return bool(cursor.head_len) and _head_hash(handle, cursor.head_len) != cursor.head_hash
 
-    def _finish_rotated(self, cursor):
-        """Read the rest of the rotated-away file; False when the budget ran out."""
+    def _finish_rotated(self, cursor, current_stat):
+        """Read the rest of the rotated-away file, then any file rotated since.
+
+        Returns False when the scan budget ran out inside the old file.
+        """
         old_path = find_rotated(self.path, cursor.device, cursor.inode)
         if old_path is None:
             self.warnings.append(
@@ -233,6 +260,15 @@ class LogReader:
                 # Keep pointing at the old inode: the next scan finds it again.
                 self.cursor = _cursor_at(old_handle, self.path, old_stat, offset, line)
                 return False
+        for between_path in rotated_since(self.path, old_stat, current_stat):
+            try:
+                handle, stat = _open(between_path)
+            except LogSourceError as exc:
+                self.warnings.append(f"rotated file {between_path} could not be read: {exc}")
+                continue
+            with handle:
+                self.warnings.append(f"{self.path} rotated more than once; read {between_path}")
+                yield from self._read_file(handle, between_path, 0, 1, final=True, stat=stat)
         return True
 
     def _read_file(self, handle, path, offset, line, *, final, stat):
@@ -250,14 +286,13 @@ class LogReader:
                 break
             self.bytes_read += len(chunk)
             pending += chunk
+            # A header starting the last (even partial) line closes the record
+            # before it.
+            cut = _last_record_start(pending, checked, len(pending))
             last_newline = pending.rfind(b"\n")
-            if last_newline < 0:
-                cut = len(pending) if len(pending) > MAX_PENDING else 0
-            else:
-                cut = _last_record_start(pending, checked, last_newline + 1)
-                checked = last_newline + 1
-                if cut == 0 and len(pending) > MAX_PENDING:
-                    cut = last_newline + 1
+            checked = last_newline + 1
+            if cut == 0 and len(pending) > MAX_PENDING:
+                cut = last_newline + 1 if last_newline >= 0 else len(pending)
             if cut:
                 block = Block(path, pending[:cut], offset, line)
                 line += block.data.count(b"\n")
