@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -435,12 +436,20 @@ class _Detector:
         out.flush()
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cmd_detect(args):
     detector = _Detector(args)
     incidents, scanned = detector.scan()
     detector.report(incidents, scanned, sys.stdout, follow=bool(args.follow))
     if not args.follow:
         return 1 if incidents else 0
+    # Ctrl-C and systemd's SIGTERM both end --follow cleanly (exit 0). A shell
+    # starts background jobs with SIGINT ignored: restore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while True:
             time.sleep(args.follow)

@@ -1,0 +1,175 @@
+import doctest
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from engine import health
+from engine.health import CRITICAL, OK, WARNING
+
+# A stand-in for Odoo's /web/health, in its own process: answers like Odoo 18
+# (200 {"status": "pass"}; with db_server_status=1, 500 when the database is
+# down, 200 {"status": "pass", "db_server_status": true} when it is up).
+HEALTH_SERVER = textwrap.dedent("""
+    import json, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    DB_UP = sys.argv[1] == "db-up"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/web/health":
+                code, body = 200, {"status": "pass"}
+            elif self.path == "/web/health?db_server_status=1":
+                if DB_UP:
+                    code, body = 200, {"status": "pass", "db_server_status": True}
+                else:
+                    code, body = 500, {"status": "fail", "db_server_status": False}
+            else:
+                code, body = 404, {}
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+""")
+
+
+@pytest.fixture
+def health_server(request):
+    procs = []
+
+    def start(mode):
+        proc = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, mode],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        port = int(proc.stdout.readline())
+        return "http://127.0.0.1:%d" % port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_doctests():
+    result = doctest.testmod(health, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 15 and result.failed == 0
+
+
+def test_odoo_up_but_database_down(health_server):
+    url = health_server("db-down")
+    http, db = health.check_odoo_http(url, timeout=5)
+    assert (http.name, http.status, http.value) == ("odoo_http", OK, 200)
+    assert (db.name, db.status, db.value) == ("odoo_db", CRITICAL, 500)
+    assert "db_server_status=1: HTTP 500" in db.message
+    assert health.overall([http, db]) == CRITICAL
+
+
+def test_odoo_and_database_up(health_server):
+    url = health_server("db-up")
+    checks = health.check_odoo_http(url + "/", timeout=5)
+    assert [(c.status, c.value) for c in checks] == [(OK, 200), (OK, 200)]
+    assert "db_server_status=True" in checks[1].message
+
+
+def test_odoo_down():
+    url = "http://127.0.0.1:%d" % free_port()
+    checks = health.check_odoo_http(url, timeout=2)
+    assert [c.status for c in checks] == [CRITICAL, CRITICAL]
+    assert "connection failed (Connection refused)" in checks[0].message
+
+
+def test_http_probe_without_requests(health_server):
+    """The watchdog may run on a bare Python: the stdlib fallback gives the same checks."""
+    url = health_server("db-down")
+    code = (
+        "import sys; sys.modules['requests'] = None; sys.path.insert(0, %r)\n"
+        "from engine.health import check_odoo_http\n"
+        "print([(c.status, c.value) for c in check_odoo_http(%r)])\n"
+    ) % (os.getcwd(), url)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[('ok', 200), ('critical', 500)]"
+
+
+def test_postgres_nobody_listening_is_critical_and_masked():
+    dsn = "postgresql://odoo:Sup3rS3cret@127.0.0.1:%d/postgres" % free_port()
+    check = health.check_postgres(dsn, timeout=2)
+    assert check.status == CRITICAL
+    assert "Sup3rS3cret" not in check.message
+    assert "postgresql://odoo:***@127.0.0.1" in check.message
+    kv = "host=127.0.0.1 port=%d user=odoo password=Sup3rS3cret dbname=postgres" % free_port()
+    check = health.check_postgres(kv, timeout=2)
+    assert check.status == CRITICAL and "Sup3rS3cret" not in check.message
+    assert "password=***" in check.message
+
+
+def test_postgres_without_driver_is_a_critical_check_not_a_crash():
+    code = (
+        "import sys; sys.modules['psycopg2'] = None; sys.path.insert(0, %r)\n"
+        "from engine.health import check_postgres\n"
+        "c = check_postgres('postgresql://u:pw@localhost/x'); print(c.status, '|', c.message)\n"
+    ) % os.getcwd()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == (
+        "critical | python package 'psycopg2' is not installed; cannot probe postgresql://u:***@localhost/x"
+    )
+
+
+@pytest.mark.skipif(not os.environ.get("AUTO_HEAL_PGHOST"), reason="no test PostgreSQL (AUTO_HEAL_PGHOST)")
+def test_postgres_real_server_ok():
+    dsn = "host=%s port=%s user=%s password=%s dbname=postgres" % (
+        os.environ["AUTO_HEAL_PGHOST"], os.environ.get("AUTO_HEAL_PGPORT", "5432"),
+        os.environ.get("AUTO_HEAL_PGUSER", "postgres"), os.environ.get("AUTO_HEAL_PGPASSWORD", ""))
+    check = health.check_postgres(dsn)
+    assert check.status == OK, check.message
+    assert check.value >= 0 and "PostgreSQL" in check.message
+
+
+def test_disk_thresholds(tmp_path):
+    usage = shutil.disk_usage(tmp_path)
+    free = 100.0 * usage.free / usage.total
+    assert health.check_disk(str(tmp_path), warn_percent=0, crit_percent=0).status == OK
+    c = health.check_disk(str(tmp_path), warn_percent=min(100, free + 1), crit_percent=0)
+    assert c.status == WARNING and abs(c.value - free) < 1
+    assert health.check_disk(str(tmp_path), warn_percent=100, crit_percent=min(100, free + 1)).status == CRITICAL
+    missing = health.check_disk(str(tmp_path / "nope"))
+    assert missing.status == CRITICAL and "No such file" in missing.message
+
+
+def test_log_freshness(tmp_path):
+    log = tmp_path / "odoo.log"
+    log.write_text("x\n")
+    assert health.check_log_freshness(str(log), 60, 120).status == OK
+    os.utime(log, (time.time() - 90, time.time() - 90))
+    c = health.check_log_freshness(str(log), 60, 120)
+    assert c.status == WARNING and 89 <= c.value <= 100
+    os.utime(log, (time.time() - 500, time.time() - 500))
+    assert health.check_log_freshness(str(log), 60, 120).status == CRITICAL
+    assert health.check_log_freshness(str(tmp_path / "gone.log")).status == CRITICAL
+
+
+def test_overall_and_exit_codes():
+    assert health.overall([]) == OK
+    assert health.exit_code(health.overall([health.Check("a", OK, 1, 1, "")])) == 0
+    with pytest.raises(ValueError):
+        health.Check("a", "bad", 1, 1, "")
