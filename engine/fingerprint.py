@@ -17,6 +17,7 @@ groups (for example the XML file a fix must edit).
 'session <uuid> at <hex>'
 """
 
+import functools
 import hashlib
 import re
 
@@ -39,6 +40,7 @@ _TRACEBACK = "Traceback (most recent call last):"
 _EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
 
 
+@functools.lru_cache(maxsize=4096)  # the same messages come back again and again
 def normalize(text):
     """Replace the variable parts of *text* by placeholders."""
     for regex, placeholder in _RULES:
@@ -70,7 +72,12 @@ def innermost_exception(text):
     start = text.find(_TRACEBACK)
     if start < 0:
         return None
-    for line in text[start + len(_TRACEBACK):].splitlines():
+    position = start + len(_TRACEBACK)
+    while position < len(text):  # walk lines without splitting the whole text
+        end = text.find("\n", position + 1)
+        end = len(text) if end < 0 else end
+        line = text[position:end].strip("\n")
+        position = end
         if not line.strip() or line[0] in " \t":
             continue
         match = _EXCEPTION_LINE.match(line)

@@ -11,7 +11,7 @@ in a single call. Its backends, fastest first:
 
 * ``hyperscan``: every pattern in one database; reports which pattern hit;
 * ``re2``: one alternation of every pattern (linear time);
-* ``re``: the same alternation with Python's own engine, always available.
+* ``re``: Python's own engine, one regex per pattern, always available.
 
 A pattern a backend cannot compile (look-arounds, back-references) is searched
 with Python's ``re`` on its own, so nothing is lost, only speed. Two extra
@@ -59,9 +59,13 @@ from .records import record_bounds
 
 BACKENDS = ("hyperscan", "re2", "re")
 
-# Entries that make unmatched errors visible to the prefilter.
+# Entries that make unmatched errors visible to the prefilter: an ERROR or
+# CRITICAL header, and a bare traceback. Python's re gets plain literals, which
+# it finds at memory speed; classification checks the level and line start.
 _ERROR_HEADER = r"\d\d:\d\d:\d\d,\d{3} \d+ (?:ERROR|CRITICAL) "
 _TRACEBACK_LINE = r"^Traceback \(most recent call last\):"
+_SENTINELS = [_ERROR_HEADER, _TRACEBACK_LINE]
+_LITERAL_SENTINELS = [r" ERROR ", r" CRITICAL ", r"Traceback \(most recent call last\):"]
 _TRACEBACK_RE = re.compile(_TRACEBACK_LINE, re.MULTILINE)
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_]\w*>")
 _UNKNOWN_LEVELS = ("ERROR", "CRITICAL")
@@ -116,24 +120,19 @@ def _re2_options():
     return options
 
 
-class _RegexPrefilter:
-    """One alternation of every pattern, with re2 or Python's re."""
+class _Re2Prefilter:
+    """One alternation of every pattern, run by RE2 in linear time."""
 
-    def __init__(self, sources, engine):
-        self.name = "re2" if engine is re2 else "re"
+    name = "re2"
+
+    def __init__(self, sources):
         alternation = "|".join(f"(?:{s})" for s in sources)
-        if engine is re2:
-            self.regex = re2.compile(b"(?m)" + alternation.encode("utf-8"), _re2_options())
-        else:
-            self.regex = re.compile(alternation.encode("utf-8"), re.MULTILINE)
+        self.regex = re2.compile(b"(?m)" + alternation.encode("utf-8"), _re2_options())
 
     @staticmethod
-    def supports(source, engine):
+    def supports(source):
         try:
-            if engine is re2:
-                re2.compile(b"(?m)" + source.encode("utf-8"), _re2_options())
-            else:
-                re.compile(source)
+            re2.compile(b"(?m)" + source.encode("utf-8"), _re2_options())
         except Exception:  # re2 raises its own error type, or ValueError
             return False
         return True
@@ -143,34 +142,54 @@ class _RegexPrefilter:
         return [(m.end(), None) for m in self.regex.finditer(data)]
 
 
+class _PythonPrefilter:
+    """Each pattern on its own with Python's re.
+
+    One alternation would defeat re's fast search for a literal prefix; one
+    regex per pattern keeps it, so a pattern that starts with plain words
+    scans at memory speed.
+    """
+
+    name = "re"
+
+    def __init__(self, sources):
+        self.regexes = [re.compile(s.encode("utf-8"), re.MULTILINE) for s in sources]
+
+    def hits(self, data):
+        return [(m.end(), index) for index, regex in enumerate(self.regexes)
+                for m in regex.finditer(data)]
+
+
 class Matcher:
     """All active patterns compiled once; see the module docstring."""
 
     def __init__(self, patterns, backend="auto"):
         self.patterns = list(patterns)
-        self.unknown_ids = (len(self.patterns), len(self.patterns) + 1)
-        sources = [_prefilter_source(p.regex) for p in self.patterns]
-        sources += [_prefilter_source(_ERROR_HEADER), _prefilter_source(_TRACEBACK_LINE)]
-        self.backend, self._prefilter, self._slow = self._build(sources, backend)
+        self.backend, self._prefilter, self._slow = self._build(backend)
 
-    def _build(self, sources, backend):
+    def _build(self, backend):
+        regexes = [p.regex for p in self.patterns]
         wanted = BACKENDS if backend == "auto" else (backend,)
         for name in wanted:
             if name == "hyperscan" and hyperscan is not None:
+                sources = [_prefilter_source(r) for r in regexes + _SENTINELS]
                 fast = [i for i, s in enumerate(sources) if _HyperscanPrefilter.supports(s)]
                 prefilter = _HyperscanPrefilter([sources[i] for i in fast])
                 return name, (prefilter, fast), self._slow_set(sources, fast)
             if name == "re2" and re2 is not None:
-                fast = [i for i, s in enumerate(sources) if _RegexPrefilter.supports(s, re2)]
-                prefilter = _RegexPrefilter([sources[i] for i in fast], re2)
+                sources = [_prefilter_source(r) for r in regexes + _SENTINELS]
+                fast = [i for i, s in enumerate(sources) if _Re2Prefilter.supports(s)]
+                prefilter = _Re2Prefilter([sources[i] for i in fast])
                 return name, (prefilter, fast), self._slow_set(sources, fast)
             if name == "re":
-                return name, (_RegexPrefilter(sources, re), list(range(len(sources)))), []
+                sources = regexes + _LITERAL_SENTINELS
+                return name, (_PythonPrefilter(sources), list(range(len(sources)))), []
         raise ValueError(f"prefilter backend {backend!r} is not available here; "
                          f"choose one of auto, {', '.join(BACKENDS)}")
 
     @staticmethod
     def _slow_set(sources, fast):
+        """Patterns the fast backend refused, each searched with Python's re."""
         fast = set(fast)
         return [(i, re.compile(s.encode("utf-8"), re.MULTILINE))
                 for i, s in enumerate(sources) if i not in fast]
