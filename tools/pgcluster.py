@@ -326,6 +326,8 @@ class PgCluster:
 
     # -- internals ---------------------------------------------------------
     def _load_auth(self):
+        if self.password:
+            return  # started again after a stop: same role, same password
         if self._auth.exists():
             data = json.loads(self._auth.read_text())
             if data.get("role") == self.role:

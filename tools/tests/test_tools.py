@@ -7,6 +7,7 @@ the real Odoo launcher when ``ODOO_BIN`` is set (``make test`` sets it).
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,17 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _gone(pid: int, timeout: float = 10) -> bool:
+    """True once ``pid`` has exited: pg_ctl -w returns when the pid file is
+    removed, a moment before the postmaster process is gone."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_temporary_cluster_role_password_restart_and_cleanup():
     with PgCluster() as pg:
         base, data = pg.base, pg.datadir
@@ -54,13 +66,18 @@ def test_temporary_cluster_role_password_restart_and_cleanup():
         assert "127.0.0.1" in (data / "auto_heal.conf").read_text()
 
         assert pg.pg_ctl("stop", "-m", "fast").returncode == 0
-        assert not pg.is_running() and not _alive(pid)
+        assert not pg.is_running() and _gone(pid)
         assert pg.pg_ctl("start", "-w").returncode == 0  # same port, from auto_heal.conf
         assert pg.is_running()
         assert _psql(pg, "select 1").stdout.strip() == "1"
+        password = pg.password
+        assert pg.pg_ctl("stop", "-m", "immediate").returncode == 0
+        pg.start()  # what a fixture does after a test stopped the server
+        assert pg.password == password and pg.is_running()
+        assert _psql(pg, "select 1").stdout.strip() == "1"
         pid = _postmaster_pid(data)
     assert not base.exists()
-    assert not _alive(pid)
+    assert _gone(pid)
 
 
 def test_persistent_cluster_keeps_data_and_password():
@@ -70,7 +87,7 @@ def test_persistent_cluster_keeps_data_and_password():
         with PgCluster(datadir=parent / "pg", keep=True) as pg:
             pg.psql("CREATE DATABASE kept")
             password, pid = pg.password, _postmaster_pid(pg.datadir)
-        assert not _alive(pid) and (parent / "pg" / "data" / "PG_VERSION").exists()
+        assert _gone(pid) and (parent / "pg" / "data" / "PG_VERSION").exists()
         with PgCluster(datadir=parent / "pg", keep=True) as pg:
             assert pg.password == password
             assert pg.database_exists("kept")
