@@ -38,18 +38,16 @@ def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, timeout: float = 30.0
     ``proc`` must have been started with ``start_new_session=True``. Returns the
     exit code, or None when the process had to be killed.
     """
-    if proc.poll() is not None:
-        _kill_group(proc.pid, signal.SIGKILL)  # leftovers of an exited leader
-        return proc.returncode
-    _kill_group(proc.pid, sig)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return None
-    finally:
-        _kill_group(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        _kill_group(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    killed = proc.poll() is None
+    _kill_group(proc.pid, signal.SIGKILL)  # the leader if still there, or its leftovers
+    proc.wait()
+    return None if killed else proc.returncode
 
 
 def _kill_group(pgid: int, sig) -> None:
