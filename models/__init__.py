@@ -1,4 +1,1 @@
-from . import auto_heal_pattern
-from . import auto_heal_incident
-from . import auto_heal_fix_run
-from . import auto_heal_log_source
+from . import auto_heal_fix_run, auto_heal_incident, auto_heal_log_source, auto_heal_pattern

@@ -19,7 +19,6 @@ import os
 import socket
 
 import psycopg2.errors
-
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL, config

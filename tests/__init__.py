@@ -1,3 +1,1 @@
-from . import test_patterns
-from . import test_scan
-from . import test_security
+from . import test_patterns, test_scan, test_security

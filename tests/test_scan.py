@@ -211,7 +211,8 @@ class TestScan(ScanCase):
         # logrotate: rename, the old process still appends to the renamed file,
         # then a new odoo.log starts.
         os.rename(path, path + ".1")
-        self.write(path + ".1", deadlock("10:05:00", 100, 2, 11) + unknown_error("10:05:01", 100, 2))
+        self.write(path + ".1",
+                   deadlock("10:05:00", 100, 2, 11) + unknown_error("10:05:01", 100, 2))
         self.write(path, info("10:06:00", 200) + deadlock("10:06:01", 200, 3, 12)
                    + memory_limit("10:06:02", 200, 3000000000), "wb")
         self.assertEqual(self.scan(source), "ok")
@@ -233,7 +234,8 @@ class TestScan(ScanCase):
         self.set_settle(3600)
         source, path = self.make_source()
         record = unknown_error("11:00:00", 300, 5)
-        head, tail = record[:record.index(b"    self._push")], record[record.index(b"    self._push"):]
+        cut = record.index(b"    self._push")
+        head, tail = record[:cut], record[cut:]
         self.write(path, info("10:59:59", 300) + head, "wb")
         self.assertEqual(self.scan(source), "ok")
         self.assertFalse(self.incidents(source))
@@ -320,7 +322,7 @@ class TestScan(ScanCase):
         def queries_for(records_per_db, databases, tag):
             source, path = self.make_source(f"{tag}.log")
             data = b"".join(
-                deadlock(f"09:{minute:02d}:00", 900 + minute, minute, minute, )
+                deadlock(f"09:{minute:02d}:00", 900 + minute, minute, minute)
                 .replace(b" probe18 ", f" {tag}{db} ".encode())
                 for db in range(databases) for minute in range(records_per_db))
             self.write(path, data + info("10:00:00", 999), "wb")
