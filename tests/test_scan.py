@@ -316,6 +316,27 @@ class TestScan(ScanCase):
         dead.action_reopen()
         self.assertEqual(dead.state, "new")
 
+    def test_scan_budget_spreads_a_big_log_over_several_scans(self):
+        self.env["ir.config_parameter"].set_param("auto_heal.scan_max_bytes", "1")
+        source, path = self.make_source()
+        filler = b"".join(info(f"08:{n // 60 % 60:02d}:{n % 60:02d}", 42,
+                               f"odoo.modules.loading: loading module filler_{n:06d} " + "x" * 60)
+                          for n in range(12000))
+        data = (unknown_error("07:00:00", 42, 1, "db_a") + filler
+                + unknown_error("09:00:00", 42, 1, "db_b") + filler
+                + deadlock("10:00:00", 42, 1, 1) + info("10:00:01", 42))
+        self.assertGreater(len(data), 2 << 20)
+        self.write(path, data, "wb")
+        scans = 0
+        while int(source.cursor_offset) < len(data):
+            self.assertEqual(self.scan(source), "ok")
+            scans += 1
+            self.assertLessEqual(source.last_scan_bytes, 1 << 20)
+            self.assertLess(scans, 10)
+        self.assertGreaterEqual(scans, 3)
+        self.assertEqual(self.counts(source), {("unknown", "db_a"): 1, ("unknown", "db_b"): 1,
+                                               ("db_deadlock", "probe18"): 1})
+
     def test_queries_do_not_grow_with_records(self):
         """Batches: the query count depends on neither records nor incidents."""
 

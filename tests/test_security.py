@@ -101,3 +101,22 @@ class TestSecurity(TransactionCase):
         self.assertEqual(self.incident.state, "resolved")
         self.source.with_user(self.settings_admin).write({"active": False})
         self.assertFalse(self.source.active)
+
+    def test_views_load_and_hide_manager_buttons_from_users(self):
+        for model in MODELS:
+            for user in (self.user, self.manager):
+                views = self.env[model].with_user(user).get_views(
+                    [(False, "list"), (False, "form"), (False, "search")])
+                self.assertEqual(set(views["views"]), {"list", "form", "search"}, model)
+        buttons = {
+            "auto_heal.incident": "action_acknowledge",
+            "auto_heal.log.source": "action_scan_now",
+            "auto_heal.pattern": "action_use_file_version",
+        }
+        for model, button in buttons.items():
+            user_arch = self.env[model].with_user(self.user).get_views(
+                [(False, "form")])["views"]["form"]["arch"]
+            manager_arch = self.env[model].with_user(self.manager).get_views(
+                [(False, "form")])["views"]["form"]["arch"]
+            self.assertNotIn(f'name="{button}"', user_arch, model)
+            self.assertIn(f'name="{button}"', manager_arch, model)
