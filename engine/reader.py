@@ -203,6 +203,7 @@ class LogReader:
         self.max_bytes = max_bytes
         self.block_size = block_size
         self.bytes_read = 0
+        self.blocks_read = 0
         self.held_back = 0
         self.warnings = []
         self.rotated = False
@@ -278,7 +279,10 @@ class LogReader:
         checked = 0          # lines starting before this were already examined
         budget_hit = False
         while True:
-            if self.max_bytes is not None and self.bytes_read >= self.max_bytes:
+            # Stop at the budget, but only once a block went out: a single
+            # record larger than the budget must not stall the cursor forever.
+            if (self.max_bytes is not None and self.bytes_read >= self.max_bytes
+                    and self.blocks_read):
                 budget_hit = True
                 break
             chunk = handle.read(self.block_size)
@@ -299,8 +303,10 @@ class LogReader:
                 offset += cut
                 pending = pending[cut:]
                 checked = max(0, checked - cut)
+                self.blocks_read += 1
                 yield block
-        if pending and (final or self._settled(pending, stat)):
+        # Bytes after the budget were not read, so the last record may go on.
+        if pending and not budget_hit and (final or self._settled(pending, stat)):
             yield Block(path, pending, offset, line)
             line += pending.count(b"\n")
             offset += len(pending)

@@ -205,6 +205,29 @@ def test_scan_budget_continues_where_it_stopped(log):
     assert scans > 5
 
 
+def test_scan_budget_never_releases_a_record_cut_by_the_budget(log):
+    """The budget stops reading mid-record: that record waits for the next scan."""
+    head = record(1, "ERROR")
+    append(log, record(0) + head + b"Traceback (most recent call last):\n" + record(2))
+    old = time.time() - 3600
+    os.utime(log, (old, old))  # quiet file: settling would release a last record
+    size = len(record(0)) + len(head)
+    texts, reader = read_all(log, final=False, settle_seconds=0, max_bytes=size,
+                             block_size=size)
+    assert texts == [record(0)]
+    texts, reader = read_all(log, reader.cursor, final=False, settle_seconds=0)
+    assert texts == [head + b"Traceback (most recent call last):\n", record(2)]
+
+
+def test_a_record_larger_than_the_budget_still_moves_the_cursor(log):
+    big = record(1, "ERROR", extra_lines=500)
+    append(log, big + record(2))
+    texts, reader = read_all(log, final=True, max_bytes=100, block_size=64)
+    assert texts == [big]
+    texts, _ = read_all(log, reader.cursor, final=True, max_bytes=100, block_size=64)
+    assert texts == [record(2)]
+
+
 def test_missing_directory_and_non_regular_paths_are_clear_errors(tmp_path):
     with pytest.raises(LogSourceError, match="not found: .*nope.log"):
         read_all(tmp_path / "nope.log")
