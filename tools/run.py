@@ -24,6 +24,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -209,7 +210,11 @@ def stopper(name: str, proc: subprocess.Popen, timeout: float):
 
 
 def serve(odoo_bin: str, port: int, stack: contextlib.ExitStack) -> int:
-    addons_path = f"{odoo_addons_path(odoo_bin)},{addons_dir_with_auto_heal(RUN / 'addons')}"
+    # The folder holding the auto_heal link lives outside the checkout: a link
+    # back into the addon would make Odoo's file walks (i18n export) loop.
+    link_home = Path(tempfile.gettempdir()) / (
+        "auto_heal-run-" + hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:10])
+    addons_path = f"{odoo_addons_path(odoo_bin)},{addons_dir_with_auto_heal(link_home)}"
     stack.callback(say, f"stopped PostgreSQL (data kept in {rel(RUN / 'pg')})")
     pg = stack.enter_context(PgCluster(datadir=RUN / "pg", keep=True, handle_signals=False))
     say(f"PostgreSQL: private cluster on {pg.host}:{pg.port}, data in {rel(RUN / 'pg')}")
