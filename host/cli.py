@@ -223,7 +223,8 @@ def build_parser():
     p.add_argument("--state", metavar="FILE",
                    help="remember cursors in FILE and report only new findings")
     p.add_argument("--patterns", metavar="FILE",
-                   help="patterns file (default: data/patterns.json of auto_heal)")
+                   help="patterns file (default: $AUTO_HEAL_PATTERNS, else data/patterns.json "
+                        "of auto_heal)")
     p.add_argument("--follow", metavar="SECONDS", type=_positive_float,
                    help="rescan every SECONDS and print new incidents until Ctrl-C")
     p.add_argument("--min-severity", choices=SEVERITIES, default="low",
@@ -250,7 +251,8 @@ def build_parser():
     p.add_argument("--from-log", metavar="FILE", action="append", default=[],
                    help="fix exactly the XML files this Odoo log's errors name")
     p.add_argument("--patterns", metavar="FILE",
-                   help="patterns file for --from-log (default: data/patterns.json)")
+                   help="patterns file for --from-log (default: $AUTO_HEAL_PATTERNS, else "
+                        "data/patterns.json)")
     p.add_argument("--root", metavar="DIR", action="append", default=[],
                    help="refuse files outside DIR (repeatable); recommended with --from-log")
     p.add_argument("--backup-dir", metavar="DIR", help="where backups go (default: see below)")
@@ -303,7 +305,7 @@ def _load_patterns(path):
     from engine.patterns import load_patterns
     from engine.scanner import DEFAULT_PATTERNS
 
-    pattern_set = load_patterns(path or DEFAULT_PATTERNS)
+    pattern_set = load_patterns(path or os.environ.get("AUTO_HEAL_PATTERNS") or DEFAULT_PATTERNS)
     for message in pattern_set.errors:
         warning("patterns: %s" % message)
     return pattern_set
@@ -416,8 +418,10 @@ class _Detector:
             self.state.save()
         return _select(aggregate(findings), self.args.min_severity), scanned
 
-    def report(self, incidents, scanned, out, follow=False):
+    def report(self, incidents, scanned, out, follow=False, quiet_if_empty=False):
         if self.args.json:
+            if quiet_if_empty and not incidents:
+                return
             doc = {"incidents": [i.to_dict() for i in incidents], "bytes_scanned": scanned}
             if follow:
                 out.write(json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n")
@@ -426,7 +430,7 @@ class _Detector:
         else:
             for incident in incidents:
                 _print_incident_text(incident, out)
-            if not follow or incidents:
+            if not quiet_if_empty or incidents:
                 total = sum(i.count for i in incidents)
                 if incidents:
                     out.write("%d incident(s), %d finding(s), %d bytes scanned\n"
@@ -454,7 +458,7 @@ def cmd_detect(args):
         while True:
             time.sleep(args.follow)
             incidents, scanned = detector.scan(tolerate_missing=True)
-            detector.report(incidents, scanned, sys.stdout, follow=True)
+            detector.report(incidents, scanned, sys.stdout, follow=True, quiet_if_empty=True)
     except KeyboardInterrupt:
         return 0
 
