@@ -496,22 +496,15 @@ def cmd_fix_cron(args):
         files.extend(cron_fields.find_xml_files(
             args.paths, on_skip=lambda p, reason: warning("skipped %s" % reason)))
     if args.from_log:
-        from engine.scanner import Scanner
-
         pattern_set = _load_patterns(args.patterns)
         for log in args.from_log:
             _check_readable(log)
         named = []
         for log in args.from_log:
-            result = Scanner(pattern_set).scan_file(log, None, final=True)
-            for path in cron_fields.files_from_findings(result.findings):
-                if path not in named:
-                    named.append(path)
-            for finding in result.findings:
-                xml_file = (finding.captures or {}).get("xml_file")
-                if (finding.pattern_type == cron_fields.PATTERN_TYPE and xml_file
-                        and not os.path.isfile(xml_file)):
-                    warning("%s names %s, which does not exist here" % (log, xml_file))
+            found, missing = cron_fields.files_from_log(log, pattern_set)
+            named.extend(path for path in found if path not in named)
+            for path in missing:
+                warning("%s names %s, which does not exist here" % (log, path))
         if not named:
             print("the log names no existing ir.cron XML file to fix")
         files.extend(named)

@@ -417,3 +417,21 @@ def test_files_from_findings_existing_only(tmp_path):
         _F("cron_field_deprecated", {}),
     ]
     assert files_from_findings(findings) == [a]
+
+
+SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "tests", "samples", "real", "odoo18-numbercall-startup-failure.log")
+
+
+def test_files_from_log_real_sample(tmp_path):
+    from engine.patterns import load_patterns
+    from engine.scanner import DEFAULT_PATTERNS
+
+    patterns = load_patterns(DEFAULT_PATTERNS)
+    # the real log names a file of another machine: reported, not returned
+    assert cron_fields.files_from_log(SAMPLE, patterns) == ([], ["/srv/addons/legacy_cron/data/cron.xml"])
+    # the same log naming a file that exists here
+    xml = _write(tmp_path, "cron.xml", BOTH)
+    log = tmp_path / "odoo.log"
+    log.write_text(open(SAMPLE).read().replace("/srv/addons/legacy_cron/data/cron.xml", xml))
+    assert cron_fields.files_from_log(str(log), patterns) == ([xml], [])
