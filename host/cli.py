@@ -351,7 +351,7 @@ def _sample_lines(lines, limit=6):
     """A few lines of a sample: its first line, then the exception lines.
 
     >>> _sample_lines(["2026 ... CRITICAL db x: Failed", "Traceback", "  File a", "ValueError: bad",
-    ...                "", "odoo.tools.convert.ParseError: while parsing /a.xml:3"])
+    ...                "", "odoo.tools.convert.ParseError: while parsing /a.xml:3"], limit=3)
     ['2026 ... CRITICAL db x: Failed', 'ValueError: bad', 'odoo.tools.convert.ParseError: while parsing /a.xml:3']
     """
     if len(lines) <= limit:
