@@ -298,9 +298,11 @@ def _match_spans(root, data, path):
             "cannot locate elements in the raw bytes (%d parsed, %d found); "
             "entities or a DTD may define elements" % (len(elements), len(spans)),
         )
+    pos, line = 0, 1  # spans come in document order: count lines incrementally
     for el, span in zip(elements, spans):
         name = span.name.decode("ascii", "replace").rsplit(":", 1)[-1]
-        line = _line_of(data, span.tag_end - 1)
+        line += data.count(b"\n", pos, span.tag_end - 1)
+        pos = span.tag_end - 1
         if name != _localname(el.tag) or (el.sourceline and el.sourceline != line):
             raise CronFieldError(
                 path,
