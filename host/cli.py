@@ -386,6 +386,7 @@ class _Detector:
 
             self.state = State.load(args.state)
         self.incremental = bool(args.state or args.follow)
+        self.missing = set()
         self.cursors = {}
         if self.state:
             for path in self.logs:
@@ -405,8 +406,11 @@ class _Detector:
             except LogSourceError as exc:
                 if not tolerate_missing:
                     raise
-                warning(str(exc))
+                if path not in self.missing:  # say it once, not every round
+                    self.missing.add(path)
+                    warning(str(exc))
                 continue
+            self.missing.discard(path)
             for message in result.warnings:
                 warning("%s: %s" % (path, message))
             self.cursors[path] = result.cursor
