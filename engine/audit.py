@@ -68,7 +68,9 @@ def default_audit_log(environ=None):
         return os.path.join(home, FILE_NAME)
     if _writable_dir(SYSTEM_DIR):
         return os.path.join(SYSTEM_DIR, FILE_NAME)
-    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    state = environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return os.path.join(state, "auto_heal", FILE_NAME)
 
 
@@ -97,7 +99,9 @@ class AuditLog:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             os.close(fd)
         except OSError as exc:
-            raise AuditError("audit log %s is not writable: %s" % (self.path, exc.strerror or exc)) from None
+            raise AuditError(
+                "audit log %s is not writable: %s" % (self.path, exc.strerror or exc)
+            ) from None
 
     def record(self, action, target, result, duration, actor=None, **details):
         """Append one entry and return it (as a dict)."""
@@ -112,7 +116,9 @@ class AuditLog:
         }
         if details:
             entry["details"] = _mask(details)
-        line = (json.dumps(entry, sort_keys=False, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+        line = (json.dumps(entry, sort_keys=False, default=str, ensure_ascii=False) + "\n").encode(
+            "utf-8"
+        )
         self.check_writable()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:
@@ -144,6 +150,8 @@ class AuditLog:
         except BaseException as exc:
             entry["result"] = "failed"
             entry["details"]["error"] = " ".join(str(exc).split()) or exc.__class__.__name__
-            self.record(action, target, entry["result"], time.monotonic() - start, **entry["details"])
+            self.record(
+                action, target, entry["result"], time.monotonic() - start, **entry["details"]
+            )
             raise
         self.record(action, target, entry["result"], time.monotonic() - start, **entry["details"])

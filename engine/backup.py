@@ -41,8 +41,14 @@ from dataclasses import asdict, dataclass, field
 from . import fsutil
 from .errors import EngineError
 
-__all__ = ["BackupConfigError", "Version", "backup_config", "find_version", "list_versions",
-           "restore_version"]
+__all__ = [
+    "BackupConfigError",
+    "Version",
+    "backup_config",
+    "find_version",
+    "list_versions",
+    "restore_version",
+]
 
 DEFAULT_KEEP = 20
 
@@ -130,13 +136,16 @@ def list_versions(dest_dir, source=None):
 def find_version(dest_dir, ident):
     """The version whose file name, or sha256 prefix (8+ hex), is *ident*."""
     matches = [
-        v for v in list_versions(dest_dir)
+        v
+        for v in list_versions(dest_dir)
         if ident in (v.name, v.path) or (len(ident) >= 8 and v.sha256.startswith(ident.lower()))
     ]
     if not matches:
         raise BackupConfigError("no version %r in %s" % (ident, dest_dir))
     if len({v.sha256 for v in matches}) > 1:
-        raise BackupConfigError("%r matches several versions in %s; use the file name" % (ident, dest_dir))
+        raise BackupConfigError(
+            "%r matches several versions in %s; use the file name" % (ident, dest_dir)
+        )
     return matches[-1]
 
 
@@ -225,7 +234,13 @@ def restore_version(version, path=None):
         with open(version.path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise BackupConfigError("%s: cannot read: %s" % (version.path, exc.strerror or exc)) from None
+        raise BackupConfigError(
+            "%s: cannot read: %s" % (version.path, exc.strerror or exc)
+        ) from None
     if fsutil.sha256_bytes(data) != version.sha256:
-        raise BackupConfigError("%s: does not match its recorded sha256, not restoring" % version.path)
-    fsutil.atomic_write(path or version.source, data, mode=version.mode, uid=version.uid, gid=version.gid)
+        raise BackupConfigError(
+            "%s: does not match its recorded sha256, not restoring" % version.path
+        )
+    fsutil.atomic_write(
+        path or version.source, data, mode=version.mode, uid=version.uid, gid=version.gid
+    )

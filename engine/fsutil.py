@@ -182,7 +182,8 @@ def resolve_inside(path, roots):
 
     >>> import os, tempfile
     >>> root = os.path.realpath(tempfile.mkdtemp())
-    >>> resolve_inside(os.path.join(root, "a", "..", "b.xml"), [root]) == os.path.join(root, "b.xml")
+    >>> inside = resolve_inside(os.path.join(root, "a", "..", "b.xml"), [root])
+    >>> inside == os.path.join(root, "b.xml")
     True
     >>> def refused(path):
     ...     try:
@@ -317,7 +318,9 @@ def restore_backup(record):
         with open(record.backup_path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
-        raise BackupError("%s: cannot read backup: %s" % (record.backup_path, exc.strerror)) from None
+        raise BackupError(
+            "%s: cannot read backup: %s" % (record.backup_path, exc.strerror)
+        ) from None
     if sha256_bytes(data) != record.sha256:
         raise BackupError(
             "%s: backup does not match its recorded sha256, not restoring" % record.backup_path
@@ -325,4 +328,6 @@ def restore_backup(record):
     atomic_write(record.path, data, mode=record.mode, uid=record.uid, gid=record.gid)
     st = os.stat(record.path)
     if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (record.mode, record.uid, record.gid):
-        raise BackupError("%s: restored, but mode or owner differ" % record.path)  # pragma: no cover
+        raise BackupError(
+            "%s: restored, but mode or owner differ" % record.path
+        )  # pragma: no cover

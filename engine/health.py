@@ -142,7 +142,6 @@ def _http_get(url, timeout):
         except requests.exceptions.RequestException as exc:
             raise _HttpFailure(str(exc).split("\n")[0]) from None
         return response.status_code, response.content[:65536]
-    import socket
     import urllib.error
     import urllib.request
 
@@ -156,10 +155,12 @@ def _http_get(url, timeout):
             return response.status, response.read(65536)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(65536)
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise _HttpFailure("no answer within %gs" % timeout) from None
     except urllib.error.URLError as exc:
-        raise _HttpFailure("connection failed (%s)" % getattr(exc.reason, "strerror", None) or exc.reason) from None
+        raise _HttpFailure(
+            "connection failed (%s)" % getattr(exc.reason, "strerror", None) or exc.reason
+        ) from None
     except (OSError, ValueError) as exc:
         raise _HttpFailure(str(exc).split("\n")[0]) from None
 
@@ -182,8 +183,13 @@ def _http_check(name, url, timeout):
     except ValueError:
         pass
     status = OK if code == 200 else CRITICAL
-    return Check(name, status, code, "HTTP 200",
-                 "%s: HTTP %d%s in %.0f ms" % (shown, code, detail, elapsed * 1000))
+    return Check(
+        name,
+        status,
+        code,
+        "HTTP 200",
+        "%s: HTTP %d%s in %.0f ms" % (shown, code, detail, elapsed * 1000),
+    )
 
 
 def _short_reason(exc):
@@ -233,8 +239,13 @@ def check_postgres(dsn, timeout=TIMEOUT):
     try:
         import psycopg2
     except ImportError:
-        return Check("postgres", CRITICAL, None, "connect + SELECT 1",
-                     "python package 'psycopg2' is not installed; cannot probe %s" % shown)
+        return Check(
+            "postgres",
+            CRITICAL,
+            None,
+            "connect + SELECT 1",
+            "python package 'psycopg2' is not installed; cannot probe %s" % shown,
+        )
     start = time.monotonic()
     try:
         conn = psycopg2.connect(dsn, connect_timeout=max(1, int(timeout)))
@@ -247,11 +258,21 @@ def check_postgres(dsn, timeout=TIMEOUT):
             conn.close()
     except Exception as exc:  # psycopg2.Error, and ProgrammingError for a bad DSN
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        return Check("postgres", CRITICAL, None, "connect + SELECT 1",
-                     "%s: %s" % (shown, mask_secrets(reason)))
+        return Check(
+            "postgres",
+            CRITICAL,
+            None,
+            "connect + SELECT 1",
+            "%s: %s" % (shown, mask_secrets(reason)),
+        )
     elapsed = (time.monotonic() - start) * 1000
-    return Check("postgres", OK, round(elapsed, 1), "connect + SELECT 1",
-                 "%s: PostgreSQL %s answered in %.0f ms" % (shown, _pg_version(server), elapsed))
+    return Check(
+        "postgres",
+        OK,
+        round(elapsed, 1),
+        "connect + SELECT 1",
+        "%s: PostgreSQL %s answered in %.0f ms" % (shown, _pg_version(server), elapsed),
+    )
 
 
 def _pg_version(number):
@@ -286,8 +307,13 @@ def check_disk(path, warn_percent=DISK_WARN_PERCENT, crit_percent=DISK_CRIT_PERC
         return Check(name, CRITICAL, None, threshold, "%s: %s" % (path, exc.strerror or exc))
     free = 100.0 * usage.free / usage.total if usage.total else 0.0
     status = _by_thresholds(free, warn_percent, crit_percent, higher_is_worse=False)
-    return Check(name, status, round(free, 1), threshold,
-                 "%s: %.1f%% free (%s of %s)" % (path, free, _human(usage.free), _human(usage.total)))
+    return Check(
+        name,
+        status,
+        round(free, 1),
+        threshold,
+        "%s: %.1f%% free (%s of %s)" % (path, free, _human(usage.free), _human(usage.total)),
+    )
 
 
 def _human(n):
@@ -302,7 +328,9 @@ def _human(n):
         n /= 1024.0
 
 
-def check_log_freshness(path, warn_seconds=LOG_WARN_SECONDS, crit_seconds=LOG_CRIT_SECONDS, now=None):
+def check_log_freshness(
+    path, warn_seconds=LOG_WARN_SECONDS, crit_seconds=LOG_CRIT_SECONDS, now=None
+):
     """Seconds since *path* was last written (an Odoo that logs nothing may hang).
 
     >>> import os, tempfile

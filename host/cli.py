@@ -72,7 +72,9 @@ def _default_dir(sub, environ=None):
         return os.path.join(home, sub)
     if audit_mod._writable_dir(SYSTEM_STATE_DIR):
         return os.path.join(SYSTEM_STATE_DIR, sub)
-    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    state = environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     return os.path.join(state, "auto_heal", sub)
 
 
@@ -209,89 +211,186 @@ def build_parser():
 
     audit_parent = _Parser(add_help=False)
     audit_parent.add_argument(
-        "--audit-log", metavar="FILE",
-        help="JSON-lines audit log (default: see below)")
+        "--audit-log", metavar="FILE", help="JSON-lines audit log (default: see below)"
+    )
 
     # detect
     p = sub.add_parser(
-        "detect", help="scan Odoo logs and print incidents", formatter_class=fmt,
+        "detect",
+        help="scan Odoo logs and print incidents",
+        formatter_class=fmt,
         description="Scan Odoo log files against the pattern database and print incidents.",
-        epilog=DETECT_EPILOG)
-    p.add_argument("--log", metavar="FILE", action="append", required=True,
-                   help="an Odoo log file (repeat for several)")
+        epilog=DETECT_EPILOG,
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        action="append",
+        required=True,
+        help="an Odoo log file (repeat for several)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--state", metavar="FILE",
-                   help="remember cursors in FILE and report only new findings")
-    p.add_argument("--patterns", metavar="FILE",
-                   help="patterns file (default: $AUTO_HEAL_PATTERNS, else data/patterns.json "
-                        "of auto_heal)")
-    p.add_argument("--follow", metavar="SECONDS", type=_positive_float,
-                   help="rescan every SECONDS and print new incidents until Ctrl-C")
-    p.add_argument("--min-severity", choices=SEVERITIES, default="low",
-                   help="report only incidents at or above this severity (default: low)")
-    p.add_argument("--settle", metavar="SECONDS", type=_non_negative_float, default=10.0,
-                   help="incremental scans (--state, --follow) leave a last record that "
-                        "changed less than SECONDS ago for the next scan (default: 10)")
+    p.add_argument(
+        "--state", metavar="FILE", help="remember cursors in FILE and report only new findings"
+    )
+    p.add_argument(
+        "--patterns",
+        metavar="FILE",
+        help="patterns file (default: $AUTO_HEAL_PATTERNS, else data/patterns.json of auto_heal)",
+    )
+    p.add_argument(
+        "--follow",
+        metavar="SECONDS",
+        type=_positive_float,
+        help="rescan every SECONDS and print new incidents until Ctrl-C",
+    )
+    p.add_argument(
+        "--min-severity",
+        choices=SEVERITIES,
+        default="low",
+        help="report only incidents at or above this severity (default: low)",
+    )
+    p.add_argument(
+        "--settle",
+        metavar="SECONDS",
+        type=_non_negative_float,
+        default=10.0,
+        help="incremental scans (--state, --follow) leave a last record that "
+        "changed less than SECONDS ago for the next scan (default: 10)",
+    )
     p.set_defaults(func=cmd_detect)
 
     # fix-cron
     p = sub.add_parser(
-        "fix-cron", parents=[audit_parent], formatter_class=fmt,
+        "fix-cron",
+        parents=[audit_parent],
+        formatter_class=fmt,
         help="remove ir.cron fields Odoo 18 no longer has (numbercall, doall)",
         description="Remove from ir.cron records in Odoo XML data files every field Odoo 18 "
-                    "no longer has (numbercall, doall), all at once.",
-        epilog=FIX_CRON_EPILOG)
+        "no longer has (numbercall, doall), all at once.",
+        epilog=FIX_CRON_EPILOG,
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true",
-                      help="print the unified diff, change nothing")
-    mode.add_argument("--check", action="store_true",
-                      help="change nothing; exit 1 when a file would change (for CI)")
-    p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="XML files or folders (searched recursively for *.xml)")
-    p.add_argument("--from-log", metavar="FILE", action="append", default=[],
-                   help="fix exactly the XML files this Odoo log's errors name")
-    p.add_argument("--patterns", metavar="FILE",
-                   help="patterns file for --from-log (default: $AUTO_HEAL_PATTERNS, else "
-                        "data/patterns.json)")
-    p.add_argument("--root", metavar="DIR", action="append", default=[],
-                   help="refuse files outside DIR (repeatable); recommended with --from-log")
+    mode.add_argument(
+        "--dry-run", action="store_true", help="print the unified diff, change nothing"
+    )
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 when a file would change (for CI)",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="XML files or folders (searched recursively for *.xml)",
+    )
+    p.add_argument(
+        "--from-log",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="fix exactly the XML files this Odoo log's errors name",
+    )
+    p.add_argument(
+        "--patterns",
+        metavar="FILE",
+        help="patterns file for --from-log (default: $AUTO_HEAL_PATTERNS, else data/patterns.json)",
+    )
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="refuse files outside DIR (repeatable); recommended with --from-log",
+    )
     p.add_argument("--backup-dir", metavar="DIR", help="where backups go (default: see below)")
     p.set_defaults(func=cmd_fix_cron)
 
     # health
     p = sub.add_parser(
-        "health", formatter_class=fmt, help="probe Odoo, PostgreSQL, disk space and log freshness",
+        "health",
+        formatter_class=fmt,
+        help="probe Odoo, PostgreSQL, disk space and log freshness",
         description="Probe Odoo, PostgreSQL, free disk space and log freshness.",
-        epilog=HEALTH_EPILOG)
+        epilog=HEALTH_EPILOG,
+    )
     p.add_argument("--url", type=_url, help="Odoo base URL, e.g. http://localhost:8069")
-    p.add_argument("--dsn", help="PostgreSQL DSN, e.g. postgresql://odoo:PW@localhost:5432/postgres")
-    p.add_argument("--path", metavar="P", action="append", default=[],
-                   help="check free disk space where P lives (repeatable)")
-    p.add_argument("--log", metavar="FILE", action="append", default=[],
-                   help="check how recently FILE was written (repeatable)")
+    p.add_argument(
+        "--dsn", help="PostgreSQL DSN, e.g. postgresql://odoo:PW@localhost:5432/postgres"
+    )
+    p.add_argument(
+        "--path",
+        metavar="P",
+        action="append",
+        default=[],
+        help="check free disk space where P lives (repeatable)",
+    )
+    p.add_argument(
+        "--log",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="check how recently FILE was written (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--timeout", type=_positive_float, default=5.0, metavar="SECONDS",
-                   help="HTTP and PostgreSQL timeout (default: 5)")
-    p.add_argument("--disk-warn", type=_percent, default=15.0, metavar="PCT",
-                   help="warning at or below PCT%% free (default: 15)")
-    p.add_argument("--disk-crit", type=_percent, default=5.0, metavar="PCT",
-                   help="critical at or below PCT%% free (default: 5)")
-    p.add_argument("--log-warn", type=_non_negative_float, default=3600, metavar="SECONDS",
-                   help="warning when the log is older than SECONDS (default: 3600)")
-    p.add_argument("--log-crit", type=_non_negative_float, default=21600, metavar="SECONDS",
-                   help="critical when the log is older than SECONDS (default: 21600)")
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="HTTP and PostgreSQL timeout (default: 5)",
+    )
+    p.add_argument(
+        "--disk-warn",
+        type=_percent,
+        default=15.0,
+        metavar="PCT",
+        help="warning at or below PCT%% free (default: 15)",
+    )
+    p.add_argument(
+        "--disk-crit",
+        type=_percent,
+        default=5.0,
+        metavar="PCT",
+        help="critical at or below PCT%% free (default: 5)",
+    )
+    p.add_argument(
+        "--log-warn",
+        type=_non_negative_float,
+        default=3600,
+        metavar="SECONDS",
+        help="warning when the log is older than SECONDS (default: 3600)",
+    )
+    p.add_argument(
+        "--log-crit",
+        type=_non_negative_float,
+        default=21600,
+        metavar="SECONDS",
+        help="critical when the log is older than SECONDS (default: 21600)",
+    )
     p.set_defaults(func=cmd_health)
 
     # backup
     p = sub.add_parser(
-        "backup", parents=[audit_parent], formatter_class=fmt,
+        "backup",
+        parents=[audit_parent],
+        formatter_class=fmt,
         help="keep a versioned copy of odoo.conf with its checksum",
         description="Keep a versioned copy of a config file (odoo.conf) with its checksum.",
-        epilog=BACKUP_EPILOG)
-    p.add_argument("--config", metavar="FILE", required=True, help="the config file, e.g. /etc/odoo/odoo.conf")
+        epilog=BACKUP_EPILOG,
+    )
+    p.add_argument(
+        "--config", metavar="FILE", required=True, help="the config file, e.g. /etc/odoo/odoo.conf"
+    )
     p.add_argument("--dest", metavar="DIR", help="where versions go (default: see below)")
-    p.add_argument("--keep", type=_positive_int, default=20, metavar="N",
-                   help="keep the N newest versions of this file (default: 20)")
+    p.add_argument(
+        "--keep",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="keep the N newest versions of this file (default: 20)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_backup)
     return parser
@@ -332,15 +431,21 @@ def _print_incident_text(incident, out):
     if d.get("message"):
         out.write("  message: %s\n" % mask_secrets(d["message"].split("\n")[0][:300]))
     if d["captures"]:
-        out.write("  captures: %s\n" % " ".join(
-            "%s=%s" % (k, mask_secrets(str(v))) for k, v in sorted(d["captures"].items())))
+        out.write(
+            "  captures: %s\n"
+            % " ".join(
+                "%s=%s" % (k, mask_secrets(str(v))) for k, v in sorted(d["captures"].items())
+            )
+        )
     lines = mask_secrets(d["sample"] or "").split("\n")
     shown = _sample_lines(lines)
     out.write("  sample:\n")
     for line in shown:
         out.write("    | %s\n" % line[:300])
     if len(lines) > len(shown):
-        out.write("    | ... (%d more lines; --json shows the whole sample)\n" % (len(lines) - len(shown)))
+        out.write(
+            "    | ... (%d more lines; --json shows the whole sample)\n" % (len(lines) - len(shown))
+        )
     out.write("\n")
 
 
@@ -350,16 +455,20 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|F
 def _sample_lines(lines, limit=6):
     """A few lines of a sample: its first line, then the exception lines.
 
-    >>> _sample_lines(["2026 ... CRITICAL db x: Failed", "Traceback", "  File a", "ValueError: bad",
-    ...                "", "odoo.tools.convert.ParseError: while parsing /a.xml:3"], limit=3)
-    ['2026 ... CRITICAL db x: Failed', 'ValueError: bad', 'odoo.tools.convert.ParseError: while parsing /a.xml:3']
+    >>> sample = ["2026 ... CRITICAL db x: Failed", "Traceback", "  File a", "ValueError: bad",
+    ...           "", "odoo.tools.convert.ParseError: while parsing /a.xml:3"]
+    >>> for line in _sample_lines(sample, limit=3):
+    ...     print(line)
+    2026 ... CRITICAL db x: Failed
+    ValueError: bad
+    odoo.tools.convert.ParseError: while parsing /a.xml:3
     """
     if len(lines) <= limit:
         return lines
     picked = [lines[0]] + [line for line in lines[1:] if _EXCEPTION_LINE.match(line)]
     if len(picked) == 1:
         return lines[:limit]
-    return picked[:1] + picked[1:][-(limit - 1):]
+    return picked[:1] + picked[1:][-(limit - 1) :]
 
 
 def _select(incidents, min_severity):
@@ -401,8 +510,11 @@ class _Detector:
         for path in self.logs:
             try:
                 result = self.scanner.scan_file(
-                    path, self.cursors.get(path), final=not self.incremental,
-                    settle_seconds=self.args.settle)
+                    path,
+                    self.cursors.get(path),
+                    final=not self.incremental,
+                    settle_seconds=self.args.settle,
+                )
             except LogSourceError as exc:
                 if not tolerate_missing:
                     raise
@@ -437,8 +549,10 @@ class _Detector:
             if not quiet_if_empty or incidents:
                 total = sum(i.count for i in incidents)
                 if incidents:
-                    out.write("%d incident(s), %d finding(s), %d bytes scanned\n"
-                              % (len(incidents), total, scanned))
+                    out.write(
+                        "%d incident(s), %d finding(s), %d bytes scanned\n"
+                        % (len(incidents), total, scanned)
+                    )
                 else:
                     out.write("no incidents, %d bytes scanned\n" % scanned)
         out.flush()
@@ -472,8 +586,10 @@ def cmd_detect(args):
 
 
 def _removals_text(plan):
-    parts = ["%s (line %d%s)" % (r.field, r.line, ", record %s" % r.record_id if r.record_id else "")
-             for r in plan.removals]
+    parts = [
+        "%s (line %d%s)" % (r.field, r.line, ", record %s" % r.record_id if r.record_id else "")
+        for r in plan.removals
+    ]
     return ", ".join(parts)
 
 
@@ -481,8 +597,10 @@ def cmd_fix_cron(args):
     try:
         from engine.fixes import cron_fields
     except ImportError as exc:
-        raise EngineError("fix-cron needs the python package %s (pip install -r requirements.txt)"
-                          % (exc.name or exc)) from None
+        raise EngineError(
+            "fix-cron needs the python package %s (pip install -r requirements.txt)"
+            % (exc.name or exc)
+        ) from None
     from engine import fsutil
 
     if not args.paths and not args.from_log:
@@ -497,8 +615,11 @@ def cmd_fix_cron(args):
         for path in args.paths:
             if not os.path.exists(path):
                 raise EngineError("no such file or folder: %s" % path)
-        files.extend(cron_fields.find_xml_files(
-            args.paths, on_skip=lambda p, reason: warning("skipped %s" % reason)))
+        files.extend(
+            cron_fields.find_xml_files(
+                args.paths, on_skip=lambda p, reason: warning("skipped %s" % reason)
+            )
+        )
     if args.from_log:
         pattern_set = _load_patterns(args.patterns)
         for log in args.from_log:
@@ -543,8 +664,10 @@ def cmd_fix_cron(args):
                 sys.stdout.write(plan.diff)
             else:
                 print("would fix %s: %s" % (plan.path, _removals_text(plan)))
-        print("%d file(s) would change, %d with nothing to fix, %d error(s)"
-              % (len(plans), unchanged, failures))
+        print(
+            "%d file(s) would change, %d with nothing to fix, %d error(s)"
+            % (len(plans), unchanged, failures)
+        )
         if failures:
             return 2
         return 1 if (args.check and plans) else 0
@@ -556,23 +679,39 @@ def cmd_fix_cron(args):
         backup_dir = args.backup_dir or _default_dir("backups")
         for plan in plans:
             start = time.monotonic()
-            details = {"removals": [r.to_dict() for r in plan.removals],
-                       "sha256_before": fsutil.sha256_bytes(plan.old),
-                       "sha256_after": fsutil.sha256_bytes(plan.new)}
+            details = {
+                "removals": [r.to_dict() for r in plan.removals],
+                "sha256_before": fsutil.sha256_bytes(plan.old),
+                "sha256_after": fsutil.sha256_bytes(plan.new),
+            }
             try:
                 record = cron_fields.apply_plan(plan, backup_dir)
             except EngineError as exc:
                 failures += 1
                 result = "rolled_back" if "rolled back" in str(exc) else "failed"
-                log.record("fix-cron", plan.path, result, time.monotonic() - start,
-                           error=_one_line(exc), **details)
+                log.record(
+                    "fix-cron",
+                    plan.path,
+                    result,
+                    time.monotonic() - start,
+                    error=_one_line(exc),
+                    **details,
+                )
                 error(str(exc))
                 continue
             fixed += 1
-            log.record("fix-cron", plan.path, "applied", time.monotonic() - start,
-                       backup=record.backup_path, **details)
-            print("fixed %s: removed %s; backup %s"
-                  % (plan.path, _removals_text(plan), record.backup_path))
+            log.record(
+                "fix-cron",
+                plan.path,
+                "applied",
+                time.monotonic() - start,
+                backup=record.backup_path,
+                **details,
+            )
+            print(
+                "fixed %s: removed %s; backup %s"
+                % (plan.path, _removals_text(plan), record.backup_path)
+            )
     print("%d file(s) fixed, %d with nothing to fix, %d error(s)" % (fixed, unchanged, failures))
     return 2 if failures else 0
 
@@ -624,13 +763,26 @@ def cmd_backup(args):
     try:
         version = backup.backup_config(args.config, dest, keep=args.keep)
     except EngineError as exc:
-        log.record("backup-config", os.path.realpath(args.config), "failed",
-                   time.monotonic() - start, error=_one_line(exc), dest=dest)
+        log.record(
+            "backup-config",
+            os.path.realpath(args.config),
+            "failed",
+            time.monotonic() - start,
+            error=_one_line(exc),
+            dest=dest,
+        )
         raise
     result = "created" if version.created else "unchanged"
     if version.created:
-        log.record("backup-config", version.source, result, time.monotonic() - start,
-                   version=version.path, sha256=version.sha256, keep=args.keep)
+        log.record(
+            "backup-config",
+            version.source,
+            result,
+            time.monotonic() - start,
+            version=version.path,
+            sha256=version.sha256,
+            keep=args.keep,
+        )
     if args.json:
         data = version.to_dict()
         data["created"] = version.created
@@ -672,6 +824,8 @@ def main(argv=None):
     except Exception as exc:  # a bug: one line, unless asked for the traceback
         if os.environ.get("AUTO_HEAL_DEBUG"):
             raise
-        error("internal error: %s: %s (AUTO_HEAL_DEBUG=1 shows the traceback)"
-              % (exc.__class__.__name__, exc))
+        error(
+            "internal error: %s: %s (AUTO_HEAL_DEBUG=1 shows the traceback)"
+            % (exc.__class__.__name__, exc)
+        )
         return 3

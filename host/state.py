@@ -54,13 +54,17 @@ class State:
         except IsADirectoryError:
             raise StateError("state file %s is a folder" % path) from None
         except OSError as exc:
-            raise StateError("cannot read state file %s: %s" % (path, exc.strerror or exc)) from None
+            raise StateError(
+                "cannot read state file %s: %s" % (path, exc.strerror or exc)
+            ) from None
         if not raw.strip():
             return cls(path)
         try:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise StateError("state file %s is not valid JSON: %s" % (path, str(exc).split("\n")[0])) from None
+            raise StateError(
+                "state file %s is not valid JSON: %s" % (path, str(exc).split("\n")[0])
+            ) from None
         if not isinstance(data, dict) or not isinstance(data.get("cursors", {}), dict):
             raise StateError('state file %s must hold {"version": 1, "cursors": {...}}' % path)
         cursors = {}
@@ -93,4 +97,6 @@ class State:
             os.makedirs(folder, exist_ok=True)
             fsutil.atomic_write(self.path, data, mode=None if os.path.exists(self.path) else 0o600)
         except OSError as exc:
-            raise StateError("cannot write state file %s: %s" % (self.path, exc.strerror or exc)) from None
+            raise StateError(
+                "cannot write state file %s: %s" % (self.path, exc.strerror or exc)
+            ) from None

@@ -53,7 +53,8 @@ True
 import difflib
 import os
 import re
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from lxml import etree
 
@@ -159,7 +160,9 @@ def _parse(data, path):
     except LookupError:
         ascii_compatible = False
     if not ascii_compatible:
-        raise CronFieldError(path, "encoding %r is not supported (not ASCII-compatible)" % encoding, 1)
+        raise CronFieldError(
+            path, "encoding %r is not supported (not ASCII-compatible)" % encoding, 1
+        )
     return root, encoding
 
 
@@ -255,7 +258,7 @@ def _scan_elements(data):
             gt = data.find(b">", lt)
             if gt < 0 or not stack:
                 raise ValueError("unexpected end tag at offset %d" % lt)
-            name = data[lt + 2:gt].strip()
+            name = data[lt + 2 : gt].strip()
             span = stack.pop()
             if span.name != name:
                 raise ValueError("end tag %r does not close %r" % (name, span.name))
@@ -268,7 +271,7 @@ def _scan_elements(data):
             gt = _skip_quoted_until_gt(data, m.start(), n)
             if gt < 0:
                 raise ValueError("unterminated start tag at offset %d" % lt)
-            span = _Span(data[lt + 1:m.start()], lt, gt + 1)
+            span = _Span(data[lt + 1 : m.start()], lt, gt + 1)
             spans.append(span)
             if data[gt - 1] == 0x2F:  # "/>"
                 span.end = gt + 1
@@ -299,7 +302,7 @@ def _match_spans(root, data, path):
             "entities or a DTD may define elements" % (len(elements), len(spans)),
         )
     pos, line = 0, 1  # spans come in document order: count lines incrementally
-    for el, span in zip(elements, spans):
+    for el, span in zip(elements, spans, strict=True):
         name = span.name.decode("ascii", "replace").rsplit(":", 1)[-1]
         line += data.count(b"\n", pos, span.tag_end - 1)
         pos = span.tag_end - 1
@@ -310,7 +313,7 @@ def _match_spans(root, data, path):
                 % (_localname(el.tag), el.sourceline, name, line),
                 el.sourceline,
             )
-    return dict(zip(elements, spans))
+    return dict(zip(elements, spans, strict=True))
 
 
 def _cron_fields_to_remove(root, path="<bytes>"):
@@ -375,7 +378,7 @@ def _removal_ranges(data, spans):
     raw = sorted((s.start, s.end) for s in spans)
     merged = []
     for start, end in raw:
-        if merged and not data[merged[-1][1]:start].strip(_HWS):
+        if merged and not data[merged[-1][1] : start].strip(_HWS):
             merged[-1][1] = end
         else:
             merged.append([start, end])
@@ -385,7 +388,7 @@ def _removal_ranges(data, spans):
         before_blank = not data[line_start:start].strip(_HWS)
         after_blank = not data[end:eol].strip(_HWS)
         if before_blank and after_blank:
-            nl_len = 2 if data[eol:eol + 2] == b"\r\n" else (1 if eol < len(data) else 0)
+            nl_len = 2 if data[eol : eol + 2] == b"\r\n" else (1 if eol < len(data) else 0)
             ranges.append((line_start, eol + nl_len))
         elif before_blank:  # something follows on the line: eat the blanks after
             k = end
@@ -470,7 +473,7 @@ def _check_tree(old_root, new_root, removed, path):
     expected = _tokens(old_root, skip=frozenset(removed))
     actual = _tokens(new_root)
     if expected != actual:
-        for i, (a, b) in enumerate(zip(expected, actual)):
+        for i, (a, b) in enumerate(zip(expected, actual, strict=False)):  # noqa: B007
             if a != b:
                 break
         else:
@@ -484,6 +487,7 @@ def _check_tree(old_root, new_root, removed, path):
 
 # --------------------------------------------------------------------------
 # diff
+
 
 def _split_lines(text):
     return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
@@ -571,13 +575,17 @@ def _verify_on_disk(plan_):
     with open(plan_.path, "rb") as fh:
         data = fh.read()
     if data != plan_.new:
-        raise CronFieldError(plan_.path, "verification failed: the file on disk is not the planned bytes")
+        raise CronFieldError(
+            plan_.path, "verification failed: the file on disk is not the planned bytes"
+        )
     old_root, _ = _parse(plan_.old, plan_.path)
     new_root, _ = _parse(data, plan_.path)
     removed = [el for el, _ in _cron_fields_to_remove(old_root)]
     _check_tree(old_root, new_root, removed, plan_.path)
     if plan_bytes(data, plan_.path) is not None:
-        raise CronFieldError(plan_.path, "verification failed: a second run would still change the file")
+        raise CronFieldError(
+            plan_.path, "verification failed: a second run would still change the file"
+        )
 
 
 def apply_plan(plan_, backup_dir, extra_check=None):
@@ -599,7 +607,9 @@ def apply_plan(plan_, backup_dir, extra_check=None):
     try:
         record = fsutil.backup_file(path, backup_dir)
     except OSError as exc:
-        raise CronFieldError(path, "cannot back up to %s: %s" % (backup_dir, exc.strerror or exc)) from None
+        raise CronFieldError(
+            path, "cannot back up to %s: %s" % (backup_dir, exc.strerror or exc)
+        ) from None
     try:
         fsutil.atomic_write(path, plan_.new)
     except OSError as exc:

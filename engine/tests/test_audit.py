@@ -55,7 +55,10 @@ def test_concurrent_writers_never_interleave(tmp_path):
 def test_default_location(tmp_path):
     assert default_audit_log({"AUTO_HEAL_HOME": str(tmp_path)}) == str(tmp_path / "audit.jsonl")
     path = default_audit_log({"XDG_STATE_HOME": str(tmp_path)})
-    assert path in ("/var/log/odoo_auto_heal/audit.jsonl", str(tmp_path / "auto_heal" / "audit.jsonl"))
+    assert path in (
+        "/var/log/odoo_auto_heal/audit.jsonl",
+        str(tmp_path / "auto_heal" / "audit.jsonl"),
+    )
     assert not os.path.exists("/var/log/odoo_auto_heal") or path.startswith("/var/log")
 
 

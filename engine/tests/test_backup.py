@@ -7,7 +7,13 @@ import stat
 import pytest
 
 from engine import backup
-from engine.backup import BackupConfigError, backup_config, find_version, list_versions, restore_version
+from engine.backup import (
+    BackupConfigError,
+    backup_config,
+    find_version,
+    list_versions,
+    restore_version,
+)
 from engine.fsutil import sha256_bytes
 
 IS_ROOT = os.geteuid() == 0

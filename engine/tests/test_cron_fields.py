@@ -102,8 +102,7 @@ def test_numbercall_and_doall_together(tmp_path):
     ]
     label = path.lstrip("/")
     assert p.diff == (
-        "--- a/%s\n+++ b/%s\n" % (label, label)
-        + "@@ -8,8 +8,6 @@\n"
+        "--- a/%s\n+++ b/%s\n" % (label, label) + "@@ -8,8 +8,6 @@\n"
         '             <field name="code">model._legacy()</field>\n'
         '             <field name="interval_number">1</field>\n'
         '             <field name="interval_type">days</field>\n'
@@ -124,7 +123,10 @@ def test_only_doall(tmp_path):
     )
     path = _write(tmp_path, "c.xml", src)
     p, new = _fix(tmp_path, path)
-    assert new == b'<odoo>\n  <record id="c" model="ir.cron">\n    <field name="name">x</field>\n  </record>\n</odoo>\n'
+    assert (
+        new == b'<odoo>\n  <record id="c" model="ir.cron">\n'
+        b'    <field name="name">x</field>\n  </record>\n</odoo>\n'
+    )
     assert [r.field for r in p.removals] == ["doall"]
 
 
@@ -189,10 +191,11 @@ def test_comments_right_next_to_the_fields_are_kept(tmp_path):
     src = (
         b"<odoo>\n"
         b'  <record id="c" model="ir.cron">\n'
-        b"    <!-- run forever, and catch up: <field name=\"numbercall\">-1</field> -->\n"
+        b'    <!-- run forever, and catch up: <field name="numbercall">-1</field> -->\n'
         b'    <field name="numbercall">-1</field><!-- forever -->\n'
         b'    <!-- catch up --><field name="doall" eval="True"/>\n'
-        b'    <field name="name">n</field> <field name="doall" eval="0"/>   <field name="numbercall">2</field>\n'
+        b'    <field name="name">n</field> <field name="doall" eval="0"/>'
+        b'   <field name="numbercall">2</field>\n'
         b"  </record>\n"
         b"</odoo>\n"
     )
@@ -201,7 +204,7 @@ def test_comments_right_next_to_the_fields_are_kept(tmp_path):
     assert new == (
         b"<odoo>\n"
         b'  <record id="c" model="ir.cron">\n'
-        b"    <!-- run forever, and catch up: <field name=\"numbercall\">-1</field> -->\n"
+        b'    <!-- run forever, and catch up: <field name="numbercall">-1</field> -->\n'
         b"    <!-- forever -->\n"
         b"    <!-- catch up -->\n"
         b'    <field name="name">n</field>\n'
@@ -209,7 +212,10 @@ def test_comments_right_next_to_the_fields_are_kept(tmp_path):
         b"</odoo>\n"
     )
     assert [(r.line, r.field) for r in p.removals] == [
-        (4, "numbercall"), (5, "doall"), (6, "doall"), (6, "numbercall"),
+        (4, "numbercall"),
+        (5, "doall"),
+        (6, "doall"),
+        (6, "numbercall"),
     ]
 
 
@@ -237,7 +243,8 @@ def test_non_cron_records_are_not_touched(tmp_path):
     # mixed with a cron record in one file: only the cron's fields go
     mixed = NON_CRON.replace(
         b"</odoo>",
-        b'    <record id="c" model="ir.cron">\n        <field name="numbercall">-1</field>\n    </record>\n</odoo>',
+        b'    <record id="c" model="ir.cron">\n'
+        b'        <field name="numbercall">-1</field>\n    </record>\n</odoo>',
     )
     path = _write(tmp_path, "mixed.xml", mixed)
     p, new = _fix(tmp_path, path)
@@ -250,13 +257,18 @@ def test_non_cron_records_are_not_touched(tmp_path):
 def test_openerp_root_and_not_odoo_files(tmp_path):
     src = (
         b'<?xml version="1.0"?>\n<openerp>\n<data>\n<data>\n'
-        b'<record model="ir.cron" id="old"><field name="doall" eval="1"/><field name="name">n</field></record>\n'
+        b'<record model="ir.cron" id="old"><field name="doall" eval="1"/>'
+        b'<field name="name">n</field></record>\n'
         b"</data>\n</data>\n</openerp>\n"
     )
     path = _write(tmp_path, "old.xml", src)
     _, new = _fix(tmp_path, path)
     assert new == src.replace(b'<field name="doall" eval="1"/>', b"")
-    other = _write(tmp_path, "other.xml", b'<templates><record model="ir.cron"><field name="doall"/></record></templates>\n')
+    other = _write(
+        tmp_path,
+        "other.xml",
+        b'<templates><record model="ir.cron"><field name="doall"/></record></templates>\n',
+    )
     assert plan(other) is None
 
 
@@ -300,7 +312,10 @@ def test_crlf_line_endings(tmp_path):
 
 
 def test_no_trailing_newline_and_bom(tmp_path):
-    src = b'\xef\xbb\xbf<odoo><record id="x" model="ir.cron"><field name="doall">1</field></record></odoo>'
+    src = (
+        b'\xef\xbb\xbf<odoo><record id="x" model="ir.cron">'
+        b'<field name="doall">1</field></record></odoo>'
+    )
     path = _write(tmp_path, "bom.xml", src)
     p, new = _fix(tmp_path, path)
     assert new == b'\xef\xbb\xbf<odoo><record id="x" model="ir.cron"></record></odoo>'
@@ -308,7 +323,10 @@ def test_no_trailing_newline_and_bom(tmp_path):
 
 
 def test_malformed_xml_names_file_and_line_and_leaves_it(tmp_path):
-    src = b'<odoo>\n  <record id="x" model="ir.cron">\n    <field name="numbercall">-1</field>\n</odoo>\n'
+    src = (
+        b'<odoo>\n  <record id="x" model="ir.cron">\n'
+        b'    <field name="numbercall">-1</field>\n</odoo>\n'
+    )
     path = _write(tmp_path, "broken.xml", src)
     with pytest.raises(CronFieldError) as exc:
         plan(path)
@@ -328,17 +346,22 @@ def test_malformed_xml_names_file_and_line_and_leaves_it(tmp_path):
 
 def test_entities_and_namespaces_are_handled_like_odoo(tmp_path):
     ent = (
-        b'<!DOCTYPE odoo [<!ENTITY x "<field name=\'doall\'>1</field>">]>\n'
-        b'<odoo><record id="a" model="ir.cron">&x;<field name="numbercall">1</field></record></odoo>\n'
+        b"<!DOCTYPE odoo [<!ENTITY x \"<field name='doall'>1</field>\">]>\n"
+        b'<odoo><record id="a" model="ir.cron">&x;'
+        b'<field name="numbercall">1</field></record></odoo>\n'
     )
     path = _write(tmp_path, "ent.xml", ent)
-    with pytest.raises(CronFieldError, match=r"ent.xml:2: ir.cron record 'a' uses an entity reference"):
+    with pytest.raises(
+        CronFieldError, match=r"ent.xml:2: ir.cron record 'a' uses an entity reference"
+    ):
         plan(path)
     assert open(path, "rb").read() == ent
     # odoo/tools/convert.py matches tags without a namespace: so do we
     ns = (
-        b'<odoo xmlns:x="urn:x"><x:record id="a" model="ir.cron"><field name="numbercall">1</field></x:record>'
-        b'<record id="b" model="ir.cron"><x:field name="doall"/><field name="doall"/></record></odoo>'
+        b'<odoo xmlns:x="urn:x"><x:record id="a" model="ir.cron">'
+        b'<field name="numbercall">1</field></x:record>'
+        b'<record id="b" model="ir.cron"><x:field name="doall"/>'
+        b'<field name="doall"/></record></odoo>'
     )
     p = plan(_write(tmp_path, "ns.xml", ns))
     assert p.new == ns.replace(b'<field name="doall"/>', b"")
@@ -394,7 +417,9 @@ def test_find_xml_files(tmp_path):
     outside.write_text("<odoo/>")
     os.symlink(outside, root / "m" / "evil.xml")
     skipped = []
-    files = find_xml_files([str(root), str(root / "m" / "data" / "cron.xml")], on_skip=lambda p, r: skipped.append(p))
+    files = find_xml_files(
+        [str(root), str(root / "m" / "data" / "cron.xml")], on_skip=lambda p, r: skipped.append(p)
+    )
     assert files == [str(root / "m" / "data" / "cron.xml"), str(root / "m" / "views.XML")]
     assert skipped == [str(root / "m" / "evil.xml")]
     with pytest.raises(CronFieldError, match="no such file"):
@@ -419,8 +444,13 @@ def test_files_from_findings_existing_only(tmp_path):
     assert files_from_findings(findings) == [a]
 
 
-SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "tests", "samples", "real", "odoo18-numbercall-startup-failure.log")
+SAMPLE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "tests",
+    "samples",
+    "real",
+    "odoo18-numbercall-startup-failure.log",
+)
 
 
 def test_files_from_log_real_sample(tmp_path):
@@ -429,7 +459,10 @@ def test_files_from_log_real_sample(tmp_path):
 
     patterns = load_patterns(DEFAULT_PATTERNS)
     # the real log names a file of another machine: reported, not returned
-    assert cron_fields.files_from_log(SAMPLE, patterns) == ([], ["/srv/addons/legacy_cron/data/cron.xml"])
+    assert cron_fields.files_from_log(SAMPLE, patterns) == (
+        [],
+        ["/srv/addons/legacy_cron/data/cron.xml"],
+    )
     # the same log naming a file that exists here
     xml = _write(tmp_path, "cron.xml", BOTH)
     log = tmp_path / "odoo.log"

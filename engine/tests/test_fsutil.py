@@ -23,9 +23,7 @@ IS_ROOT = os.geteuid() == 0
 
 
 def test_doctests():
-    result = doctest.testmod(
-        fsutil, optionflags=doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL
-    )
+    result = doctest.testmod(fsutil, optionflags=doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL)
     assert result.attempted > 10
     assert result.failed == 0
 
@@ -92,7 +90,8 @@ def test_atomic_write_failure_leaves_original_and_no_temp(tmp_path):
             "import os, sys; sys.path.insert(0, %r)\n"
             "from engine.fsutil import atomic_write\n"
             "os.setgid(4444); os.setuid(4444)\n"
-            "try:\n    atomic_write(%r, b'evil')\nexcept PermissionError as e:\n    print('refused', e)\n"
+            "try:\n    atomic_write(%r, b'evil')\n"
+            "except PermissionError as e:\n    print('refused', e)\n"
         ) % (os.getcwd(), str(p))
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert "refused" in out.stdout, out.stderr

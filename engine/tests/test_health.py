@@ -53,8 +53,9 @@ def health_server(request):
     procs = []
 
     def start(mode):
-        proc = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, mode],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HEALTH_SERVER, mode], stdout=subprocess.PIPE, text=True
+        )
         procs.append(proc)
         port = int(proc.stdout.readline())
         return "http://127.0.0.1:%d" % port
@@ -135,11 +136,16 @@ def test_postgres_without_driver_is_a_critical_check_not_a_crash():
     )
 
 
-@pytest.mark.skipif(not os.environ.get("AUTO_HEAL_PGHOST"), reason="no test PostgreSQL (AUTO_HEAL_PGHOST)")
+@pytest.mark.skipif(
+    not os.environ.get("AUTO_HEAL_PGHOST"), reason="no test PostgreSQL (AUTO_HEAL_PGHOST)"
+)
 def test_postgres_real_server_ok():
     dsn = "host=%s port=%s user=%s password=%s dbname=postgres" % (
-        os.environ["AUTO_HEAL_PGHOST"], os.environ.get("AUTO_HEAL_PGPORT", "5432"),
-        os.environ.get("AUTO_HEAL_PGUSER", "postgres"), os.environ.get("AUTO_HEAL_PGPASSWORD", ""))
+        os.environ["AUTO_HEAL_PGHOST"],
+        os.environ.get("AUTO_HEAL_PGPORT", "5432"),
+        os.environ.get("AUTO_HEAL_PGUSER", "postgres"),
+        os.environ.get("AUTO_HEAL_PGPASSWORD", ""),
+    )
     check = health.check_postgres(dsn)
     assert check.status == OK, check.message
     assert check.value >= 0 and "PostgreSQL" in check.message
@@ -151,7 +157,10 @@ def test_disk_thresholds(tmp_path):
     assert health.check_disk(str(tmp_path), warn_percent=0, crit_percent=0).status == OK
     c = health.check_disk(str(tmp_path), warn_percent=min(100, free + 1), crit_percent=0)
     assert c.status == WARNING and abs(c.value - free) < 1
-    assert health.check_disk(str(tmp_path), warn_percent=100, crit_percent=min(100, free + 1)).status == CRITICAL
+    assert (
+        health.check_disk(str(tmp_path), warn_percent=100, crit_percent=min(100, free + 1)).status
+        == CRITICAL
+    )
     missing = health.check_disk(str(tmp_path / "nope"))
     assert missing.status == CRITICAL and "No such file" in missing.message
 

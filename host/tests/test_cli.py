@@ -34,8 +34,15 @@ def run(args, home=None, cwd=None, timeout=60, **kwargs):
     env.pop("AUTO_HEAL_DEBUG", None)
     if home is not None:
         env["AUTO_HEAL_HOME"] = str(home)
-    return subprocess.run([sys.executable, BIN] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=timeout, **kwargs)
+    return subprocess.run(
+        [sys.executable, BIN] + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def assert_one_line_error(result):
@@ -69,7 +76,10 @@ def junk(tmp_path):
 @pytest.fixture
 def broken_xml(tmp_path):
     p = tmp_path / "broken.xml"
-    p.write_bytes(b'<odoo>\n  <record id="x" model="ir.cron">\n    <field name="numbercall">-1</field>\n</odoo>\n')
+    p.write_bytes(
+        b'<odoo>\n  <record id="x" model="ir.cron">\n'
+        b'    <field name="numbercall">-1</field>\n</odoo>\n'
+    )
     return p
 
 
@@ -116,8 +126,10 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, home, junk, broken_xml
     os.symlink(tmp_path / "nowhere", tmp_path / "dangling.log")
     junk_xml = tmp_path / "junk.xml"
     junk_xml.write_bytes(junk.read_bytes())
-    args = [a.format(tmp=tmp_path, sample=SAMPLE, junk=junk, broken=broken_xml, junk_xml=junk_xml)
-            for a in BAD_INPUT[case]]
+    args = [
+        a.format(tmp=tmp_path, sample=SAMPLE, junk=junk, broken=broken_xml, junk_xml=junk_xml)
+        for a in BAD_INPUT[case]
+    ]
     before = broken_xml.read_bytes()
     result = run(args, home=home)
     assert_one_line_error(result)
@@ -151,8 +163,17 @@ def test_detect_real_sample_json():
     cron = [i for i in doc["incidents"] if i["pattern"] == "cron_field_deprecated"]
     assert len(cron) == 1
     incident = cron[0]
-    for key in ("pattern", "severity", "count", "fingerprint", "first_seen", "last_seen",
-                "sample", "source", "captures"):
+    for key in (
+        "pattern",
+        "severity",
+        "count",
+        "fingerprint",
+        "first_seen",
+        "last_seen",
+        "sample",
+        "source",
+        "captures",
+    ):
         assert key in incident
     assert incident["captures"]["xml_file"] == "/srv/addons/legacy_cron/data/cron.xml"
     assert incident["captures"]["xml_line"] == "3"
@@ -173,7 +194,9 @@ def test_detect_real_sample_text():
     assert "first seen: 2026-11-29 14:40:22" in out
     assert "ValueError: Invalid field 'numbercall' on model 'ir.cron'" in out
     assert "wkhtmltopdf" not in out.lower()  # below --min-severity
-    assert re.match(r"^\d+ incident\(s\), \d+ finding\(s\), 6056 bytes scanned$", out.rstrip().splitlines()[-1])
+    assert re.match(
+        r"^\d+ incident\(s\), \d+ finding\(s\), 6056 bytes scanned$", out.rstrip().splitlines()[-1]
+    )
 
 
 def test_detect_nothing_found_exit_0(tmp_path):
@@ -183,7 +206,9 @@ def test_detect_nothing_found_exit_0(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "no incidents, %d bytes scanned" % log.stat().st_size
     assert json.loads(run(["detect", "--log", log, "--json"]).stdout) == {
-        "incidents": [], "bytes_scanned": log.stat().st_size}
+        "incidents": [],
+        "bytes_scanned": log.stat().st_size,
+    }
 
 
 def test_detect_binary_junk_log_is_data_not_a_crash(tmp_path, junk):
@@ -197,7 +222,8 @@ def test_detect_masks_secrets(tmp_path):
     log = tmp_path / "odoo.log"
     log.write_text(
         "2026-11-29 10:00:00,000 7 ERROR db odoo.sql_db: Connection to "
-        "postgresql://odoo:Hunter22@db:5432/prod failed: password=Hunter22 refused\n")
+        "postgresql://odoo:Hunter22@db:5432/prod failed: password=Hunter22 refused\n"
+    )
     result = run(["detect", "--log", log])
     assert result.returncode == 1
     assert "Hunter22" not in result.stdout + result.stderr
@@ -217,7 +243,9 @@ def test_detect_broken_pattern_is_a_warning_and_the_rest_load(tmp_path):
     assert len(warnings) == 2
     assert all(w.startswith("auto-heal: warning: ") for w in warnings)
     assert "broken_one" in warnings[0] and "odd_one" in warnings[1]
-    assert any(i["pattern"] == "cron_field_deprecated" for i in json.loads(result.stdout)["incidents"])
+    assert any(
+        i["pattern"] == "cron_field_deprecated" for i in json.loads(result.stdout)["incidents"]
+    )
 
 
 def _patterns(doc):
@@ -241,9 +269,11 @@ def test_detect_state_reports_only_new_findings(tmp_path):
 
     size = log.stat().st_size
     with open(log, "a") as fh:
-        fh.write("2026-11-29 14:45:00,000 5681 ERROR probe18 odoo.sql_db: bad query: "
-                 "deadlock detected\nDETAIL:  Process 1 waits for ShareLock on transaction 2\n"
-                 "2026-11-29 14:45:01,000 5681 INFO probe18 odoo.modules.loading: done\n")
+        fh.write(
+            "2026-11-29 14:45:00,000 5681 ERROR probe18 odoo.sql_db: bad query: "
+            "deadlock detected\nDETAIL:  Process 1 waits for ShareLock on transaction 2\n"
+            "2026-11-29 14:45:01,000 5681 INFO probe18 odoo.modules.loading: done\n"
+        )
     new = run(["detect", "--log", log, "--state", state, "--json", "--settle", "0"])
     assert new.returncode == 1, new.stderr
     doc = json.loads(new.stdout)
@@ -261,8 +291,10 @@ def test_detect_state_holds_back_a_record_still_being_written(tmp_path):
     held = run(["detect", "--log", log, "--state", state, "--json"])
     assert json.loads(held.stdout)["incidents"] == []
     with open(log, "a") as fh:
-        fh.write("Traceback (most recent call last):\nValueError: boom\n"
-                 "2026-11-29 14:45:05,000 5681 INFO db odoo.x: next\n")
+        fh.write(
+            "Traceback (most recent call last):\nValueError: boom\n"
+            "2026-11-29 14:45:05,000 5681 INFO db odoo.x: next\n"
+        )
     done = run(["detect", "--log", log, "--state", state, "--json"])
     incidents = json.loads(done.stdout)["incidents"]
     assert len(incidents) == 1 and "ValueError: boom" in incidents[0]["sample"]
@@ -302,15 +334,32 @@ def test_detect_follow_prints_new_incidents_and_stops_cleanly(tmp_path):
     log.write_text("2026-11-29 10:00:00,000 7 INFO db odoo: start\n")
     env = dict(os.environ)
     proc = subprocess.Popen(
-        [sys.executable, BIN, "detect", "--log", str(log), "--follow", "0.2", "--settle", "0",
-         "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            BIN,
+            "detect",
+            "--log",
+            str(log),
+            "--follow",
+            "0.2",
+            "--settle",
+            "0",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines = _Lines(proc.stdout)
     try:
         first = json.loads(lines.next())
         assert first == {"incidents": [], "bytes_scanned": log.stat().st_size}
         with open(log, "a") as fh:
-            fh.write("2026-11-29 10:00:05,000 7 ERROR db odoo.sql_db: deadlock detected\n"
-                     "2026-11-29 10:00:06,000 7 INFO db odoo: next\n")
+            fh.write(
+                "2026-11-29 10:00:05,000 7 ERROR db odoo.sql_db: deadlock detected\n"
+                "2026-11-29 10:00:06,000 7 INFO db odoo: next\n"
+            )
         found = json.loads(lines.next())["incidents"]  # empty rounds print nothing
         assert len(found) == 1 and found[0]["source"]["line"] == 2
         proc.send_signal(signal.SIGINT)
@@ -328,8 +377,12 @@ def test_detect_follow_prints_new_incidents_and_stops_cleanly(tmp_path):
 def test_detect_follow_stops_on_sigterm(tmp_path):
     log = tmp_path / "odoo.log"
     log.write_text("2026-11-29 10:00:00,000 7 INFO db odoo: start\n")
-    proc = subprocess.Popen([sys.executable, BIN, "detect", "--log", str(log), "--follow", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, BIN, "detect", "--log", str(log), "--follow", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _Lines(proc.stdout).next().startswith("no incidents")
         proc.terminate()
@@ -357,7 +410,9 @@ CRON_XML = textwrap.dedent("""\
     </odoo>
     """).encode()
 CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n', b"")
+    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
+    b"",
+)
 
 
 @pytest.fixture
@@ -370,7 +425,9 @@ def addons(tmp_path):
     os.chmod(cron, 0o640)
     other = root / "other" / "data" / "cron.xml"
     other.write_bytes(CRON_XML)
-    (root / "other" / "data" / "views.xml").write_bytes(b"<odoo><record id='v' model='ir.ui.view'/></odoo>\n")
+    (root / "other" / "data" / "views.xml").write_bytes(
+        b"<odoo><record id='v' model='ir.ui.view'/></odoo>\n"
+    )
     return root
 
 
@@ -436,8 +493,9 @@ def test_fix_cron_malformed_file_does_not_stop_the_others(addons, home):
     result = run(["fix-cron", addons], home=home)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "auto-heal: error: %s:3: malformed XML: Opening and ending tag mismatch: record line 2 and odoo"
-        % bad]
+        "auto-heal: error: %s:3: malformed XML: "
+        "Opening and ending tag mismatch: record line 2 and odoo" % bad
+    ]
     assert (addons / "legacy_cron" / "data" / "cron.xml").read_bytes() == CRON_XML_FIXED
     assert (addons / "other" / "data" / "cron.xml").read_bytes() == CRON_XML_FIXED
     assert bad.read_bytes() == b"<odoo>\n<record id='x' model='ir.cron'>\n</odoo>\n"
@@ -455,7 +513,9 @@ def test_fix_cron_refuses_symlink_escape(addons, tmp_path, home):
 
 def _log_naming(tmp_path, xml_path):
     log = tmp_path / "odoo.log"
-    log.write_text(open(SAMPLE).read().replace("/srv/addons/legacy_cron/data/cron.xml", str(xml_path)))
+    log.write_text(
+        open(SAMPLE).read().replace("/srv/addons/legacy_cron/data/cron.xml", str(xml_path))
+    )
     return log
 
 
@@ -526,7 +586,9 @@ def odoo_stub():
     procs = []
 
     def start(mode):
-        proc = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, mode], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HEALTH_SERVER, mode], stdout=subprocess.PIPE, text=True
+        )
         procs.append(proc)
         return "http://127.0.0.1:%s" % proc.stdout.readline().strip()
 
@@ -554,7 +616,9 @@ def test_health_database_down_exit_2(odoo_stub):
     doc = json.loads(result.stdout)
     assert doc["status"] == "critical"
     assert [(c["name"], c["status"], c["value"]) for c in doc["checks"]] == [
-        ("odoo_http", "ok", 200), ("odoo_db", "critical", 500)]
+        ("odoo_http", "ok", 200),
+        ("odoo_db", "critical", 500),
+    ]
 
 
 def test_health_odoo_down_exit_2():
@@ -570,16 +634,28 @@ def test_health_dsn_nobody_listening_critical_and_masked():
     assert "T0pS3cret" not in result.stdout + result.stderr
     assert "postgresql://odoo:***@127.0.0.1" in result.stdout
     assert result.stdout.splitlines()[-1] == "overall: CRITICAL"
-    kv = run(["health", "--dsn", "host=127.0.0.1 port=%d password=T0pS3cret user=o" % _free_port(), "--json"])
+    kv = run(
+        [
+            "health",
+            "--dsn",
+            "host=127.0.0.1 port=%d password=T0pS3cret user=o" % _free_port(),
+            "--json",
+        ]
+    )
     assert kv.returncode == 2 and "T0pS3cret" not in kv.stdout
     assert json.loads(kv.stdout)["checks"][0]["status"] == "critical"
 
 
-@pytest.mark.skipif(not os.environ.get("AUTO_HEAL_PGHOST"), reason="no test PostgreSQL (AUTO_HEAL_PGHOST)")
+@pytest.mark.skipif(
+    not os.environ.get("AUTO_HEAL_PGHOST"), reason="no test PostgreSQL (AUTO_HEAL_PGHOST)"
+)
 def test_health_dsn_real_postgres_ok():
     dsn = "host=%s port=%s user=%s password=%s dbname=postgres" % (
-        os.environ["AUTO_HEAL_PGHOST"], os.environ.get("AUTO_HEAL_PGPORT", "5432"),
-        os.environ.get("AUTO_HEAL_PGUSER", "postgres"), os.environ.get("AUTO_HEAL_PGPASSWORD", ""))
+        os.environ["AUTO_HEAL_PGHOST"],
+        os.environ.get("AUTO_HEAL_PGPORT", "5432"),
+        os.environ.get("AUTO_HEAL_PGUSER", "postgres"),
+        os.environ.get("AUTO_HEAL_PGPASSWORD", ""),
+    )
     result = run(["health", "--dsn", dsn])
     assert result.returncode == 0, result.stdout
     if os.environ.get("AUTO_HEAL_PGPASSWORD"):
@@ -590,7 +666,9 @@ def test_health_disk_and_log_thresholds(tmp_path):
     free = 100.0 * shutil.disk_usage(tmp_path).free / shutil.disk_usage(tmp_path).total
     ok = run(["health", "--path", tmp_path, "--disk-warn", "0", "--disk-crit", "0"])
     assert ok.returncode == 0
-    warn = run(["health", "--path", tmp_path, "--disk-warn", str(min(100, free + 1)), "--disk-crit", "0"])
+    warn = run(
+        ["health", "--path", tmp_path, "--disk-warn", str(min(100, free + 1)), "--disk-crit", "0"]
+    )
     assert warn.returncode == 1 and warn.stdout.splitlines()[-1] == "overall: WARNING"
     log = tmp_path / "odoo.log"
     log.write_text("x\n")
@@ -625,7 +703,9 @@ def test_backup_config(tmp_path, home):
     assert len(list(dest.iterdir())) == 2  # --keep 1: one copy and its metadata
     audit = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
     assert [(a["action"], a["result"]) for a in audit] == [
-        ("backup-config", "created"), ("backup-config", "created")]
+        ("backup-config", "created"),
+        ("backup-config", "created"),
+    ]
     assert "x\n" not in (home / "audit.jsonl").read_text()
 
 

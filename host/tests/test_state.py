@@ -17,7 +17,9 @@ def test_doctests():
 def test_round_trip_is_atomic_and_private(tmp_path, monkeypatch):
     path = tmp_path / "sub" / "state.json"
     s = State.load(str(path))
-    s.set_cursor(str(tmp_path / "odoo.log"), Cursor(str(tmp_path / "odoo.log"), inode=5, offset=100, line=7))
+    s.set_cursor(
+        str(tmp_path / "odoo.log"), Cursor(str(tmp_path / "odoo.log"), inode=5, offset=100, line=7)
+    )
     s.save()
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert os.listdir(path.parent) == ["state.json"]  # no temporary file left
@@ -30,13 +32,16 @@ def test_round_trip_is_atomic_and_private(tmp_path, monkeypatch):
     assert State.load(str(path)).cursor("odoo.log").offset == 100
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"{not json", "not valid JSON"),
-    (b"\xff\xfe\x00junk", "not valid JSON"),
-    (b"[1, 2]", "must hold"),
-    (b'{"cursors": {"/x.log": 3}}', "not an object"),
-    (b'{"cursors": {"/x.log": {"path": "/x.log", "offset": -4}}}', "offset must be an integer"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe\x00junk", "not valid JSON"),
+        (b"[1, 2]", "must hold"),
+        (b'{"cursors": {"/x.log": 3}}', "not an object"),
+        (b'{"cursors": {"/x.log": {"path": "/x.log", "offset": -4}}}', "offset must be an integer"),
+    ],
+)
 def test_broken_state_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "state.json"
     path.write_bytes(content)

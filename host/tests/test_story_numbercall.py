@@ -33,7 +33,8 @@ PGHOST = os.environ.get("AUTO_HEAL_PGHOST", "").strip()
 
 pytestmark = pytest.mark.skipif(
     not ODOO_BIN or not PGHOST,
-    reason="needs a real Odoo 18 (ODOO_BIN) and PostgreSQL (AUTO_HEAL_PGHOST); `make test` sets both",
+    reason="needs a real Odoo 18 (ODOO_BIN) and PostgreSQL (AUTO_HEAL_PGHOST); "
+    "`make test` sets both",
 )
 
 ODOO_TIMEOUT = 900
@@ -56,8 +57,9 @@ CRON_XML = textwrap.dedent("""\
     """).encode()
 
 CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n'
-    b'        <field name="doall" eval="False"/>\n', b"")
+    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
+    b"",
+)
 
 PARAMS_XML = textwrap.dedent("""\
     <?xml version="1.0" encoding="utf-8"?>
@@ -112,8 +114,14 @@ def _pg():
 def _connect(dbname):
     psycopg2 = pytest.importorskip("psycopg2")
     pg = _pg()
-    return psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"],
-                            password=pg["password"], dbname=dbname, connect_timeout=10)
+    return psycopg2.connect(
+        host=pg["host"],
+        port=pg["port"],
+        user=pg["user"],
+        password=pg["password"],
+        dbname=dbname,
+        connect_timeout=10,
+    )
 
 
 def _drop(dbname):
@@ -131,23 +139,36 @@ def _install(addons, dbname, logfile, data_dir):
     cmd = [
         ODOO_BIN,
         "--addons-path=%s,%s" % (_odoo_addons_path(), addons),
-        "-d", dbname,
-        "-i", "legacy_cron",
+        "-d",
+        dbname,
+        "-i",
+        "legacy_cron",
         "--stop-after-init",
         "--without-demo=all",
-        "--logfile", str(logfile),
-        "--data-dir", str(data_dir),
-        "--db_host", pg["host"],
-        "--db_port", str(pg["port"]),
-        "--db_user", pg["user"],
-        "--db_password", pg["password"],
-        "--http-port", str(_free_port()),
-        "--http-interface", "127.0.0.1",
-        "--max-cron-threads", "0",
-        "--log-level", "info",
+        "--logfile",
+        str(logfile),
+        "--data-dir",
+        str(data_dir),
+        "--db_host",
+        pg["host"],
+        "--db_port",
+        str(pg["port"]),
+        "--db_user",
+        pg["user"],
+        "--db_password",
+        pg["password"],
+        "--http-port",
+        str(_free_port()),
+        "--http-interface",
+        "127.0.0.1",
+        "--max-cron-threads",
+        "0",
+        "--log-level",
+        "info",
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=ODOO_TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=ODOO_TIMEOUT, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture
@@ -175,15 +196,24 @@ def test_numbercall_story(tmp_path, dbname):
     first = _install(addons, dbname, first_log, data_dir)
     log_text = first_log.read_text(errors="replace") if first_log.exists() else ""
     assert first.returncode != 0 or "Failed to initialize database" in log_text, (
-        first.returncode, log_text[-3000:], first.stderr[-3000:])
+        first.returncode,
+        log_text[-3000:],
+        first.stderr[-3000:],
+    )
     assert "Invalid field 'numbercall' on model 'ir.cron'" in log_text, log_text[-3000:]
     assert cron_xml.read_bytes() == CRON_XML
 
     # the watchdog sees it
-    detect = subprocess.run([sys.executable, BIN, "detect", "--log", str(first_log), "--json"],
-                            capture_output=True, text=True, timeout=120)
+    detect = subprocess.run(
+        [sys.executable, BIN, "detect", "--log", str(first_log), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert detect.returncode == 1, detect.stderr
-    cron = [i for i in json.loads(detect.stdout)["incidents"] if i["pattern"] == "cron_field_deprecated"]
+    cron = [
+        i for i in json.loads(detect.stdout)["incidents"] if i["pattern"] == "cron_field_deprecated"
+    ]
     assert cron and cron[0]["captures"]["xml_file"] == str(cron_xml), cron
     assert cron[0]["captures"]["xml_line"] == "4"
 
@@ -191,13 +221,18 @@ def test_numbercall_story(tmp_path, dbname):
     env = dict(os.environ, AUTO_HEAL_HOME=str(home))
     fix = subprocess.run(
         [sys.executable, BIN, "fix-cron", "--from-log", str(first_log), "--root", str(addons)],
-        capture_output=True, text=True, timeout=120, env=env)
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert fix.returncode == 0, (fix.stdout, fix.stderr)
     assert cron_xml.read_bytes() == CRON_XML_FIXED
     assert params_xml.read_bytes() == PARAMS_XML
     audit = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
     assert [(a["action"], a["target"], a["result"]) for a in audit] == [
-        ("fix-cron", str(cron_xml), "applied")]
+        ("fix-cron", str(cron_xml), "applied")
+    ]
     backups = [p for p in (home / "backups").iterdir() if not p.name.endswith(".json")]
     assert [p.read_bytes() for p in backups] == [CRON_XML]
 
