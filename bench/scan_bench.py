@@ -20,7 +20,6 @@ Best of --repeat runs, each after one warm read of the file (page cache).
 import argparse
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine import matcher as matcher_module  # noqa: E402
+from engine.literals import sre_constants, sre_parse  # noqa: E402
 from engine.patterns import load_patterns  # noqa: E402
 from engine.scanner import DEFAULT_PATTERNS, Scanner  # noqa: E402
 
@@ -96,18 +96,118 @@ def generate(path, size, error_rate, seed=18):
     return written
 
 
+_POSIX_CATEGORIES = {
+    "CATEGORY_DIGIT": "[:digit:]", "CATEGORY_SPACE": "[:space:]",
+    "CATEGORY_WORD": "[:alnum:]_",
+}
+_NEGATED_CATEGORIES = {
+    "CATEGORY_NOT_DIGIT": "[^[:digit:]]", "CATEGORY_NOT_SPACE": "[^[:space:]]",
+    "CATEGORY_NOT_WORD": "[^[:alnum:]_]",
+}
+_ERE_SPECIAL = set("\\.[](){}*+?|^$")
+
+
+class _NoLineForm(Exception):
+    """The construct needs a newline or look-around: grep -E cannot say it."""
+
+
+def _ere_char(code):
+    char = chr(code)
+    if char == "\n":
+        raise _NoLineForm
+    return "\\" + char if char in _ERE_SPECIAL else char
+
+
+def _ere_class(items):
+    negate, parts = False, []
+    for op, argument in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            if argument != 10:  # a line never holds a newline: [^\n] is [^]
+                char = chr(argument)
+                parts.append("\\" + char if char in "]^-\\" else char)
+        elif name == "RANGE":
+            parts.append(f"{chr(argument[0])}-{chr(argument[1])}")
+        elif name == "CATEGORY" and str(argument) in _POSIX_CATEGORIES:
+            parts.append(_POSIX_CATEGORIES[str(argument)])
+        elif name == "CATEGORY" and str(argument) in _NEGATED_CATEGORIES and len(items) == 1:
+            return _NEGATED_CATEGORIES[str(argument)]
+        else:
+            raise _NoLineForm
+    if not parts:
+        return "." if negate else None
+    # POSIX bracket expressions take no backslash escapes: put ] first, - last.
+    body = "".join(p.replace("\\]", "").replace("\\-", "").replace("\\^", "^")
+                   .replace("\\\\", "\\") for p in parts)
+    body = ("]" if any(p == "\\]" for p in parts) else "") + body
+    body += "-" if any(p == "\\-" for p in parts) else ""
+    return f"[{'^' if negate else ''}{body}]"
+
+
+def _ere(items):
+    out = []
+    for op, argument in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(_ere_char(argument))
+        elif name == "NOT_LITERAL":
+            out.append("." if argument == 10 else f"[^{chr(argument)}]")
+        elif name == "ANY":
+            out.append(".")
+        elif name == "IN":
+            bracket = _ere_class(argument)
+            if bracket is None:
+                raise _NoLineForm
+            out.append(bracket)
+        elif name == "SUBPATTERN":
+            out.append(f"({_ere(argument[-1])})")
+        elif name == "BRANCH":
+            branches = []
+            for branch in argument[1]:
+                try:
+                    branches.append(_ere(branch))
+                except _NoLineForm:
+                    continue  # this alternative spans lines; the others still match
+            if not branches:
+                raise _NoLineForm
+            out.append("(" + "|".join(branches) + ")")
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            low, high, body = argument
+            try:
+                inner = _ere(body)
+            except _NoLineForm:
+                if low == 0:
+                    continue  # an optional multi-line part: the line still matches
+                raise
+            high_text = "" if high == sre_constants.MAXREPEAT else str(high)
+            quantifier = {(0, ""): "*", (1, ""): "+", (0, "1"): "?"}.get(
+                (low, high_text), f"{{{low},{high_text}}}")
+            out.append(f"({inner}){quantifier}")
+        elif name == "AT" and str(argument) in ("AT_BEGINNING", "AT_BEGINNING_LINE"):
+            out.append("^")
+        elif name == "AT" and str(argument) in ("AT_END", "AT_END_LINE"):
+            out.append("$")
+        elif name == "AT" and str(argument) == "AT_BOUNDARY":
+            out.append("\\b")
+        else:
+            raise _NoLineForm
+    return "".join(out)
+
+
 def to_ere(regex):
-    """Python regex to POSIX ERE for grep, or None when ERE cannot say it."""
-    if re.search(r"\(\?[=!<]|\\[1-9]|\(\?[a-z]", regex.replace("(?P<", "(")):
+    """Python regex to POSIX ERE matching the same lines, or None.
+
+    Built from the regex's parse tree: named and non-capturing groups become
+    plain groups, lazy repeats greedy (the same lines match), optional parts
+    that span lines are dropped and alternatives that need a newline are left
+    out (grep reads lines), \\d/\\s/\\w become POSIX classes.
+    """
+    try:
+        return _ere(list(sre_parse.parse(regex)))
+    except _NoLineForm:
         return None
-    ere = re.sub(r"\(\?P<\w+>", "(", regex).replace("(?:", "(")
-    for python, posix in ((r"\d", "[0-9]"), (r"\s", "[[:space:]]"), (r"\S", "[^[:space:]]"),
-                          (r"\w", "[[:alnum:]_]"), (r"\W", "[^[:alnum:]_]")):
-        ere = ere.replace(python, posix)
-    ere = re.sub(r"([*+?}])\?", r"\1", ere)  # lazy quantifiers: same lines match
-    if "\n" in ere or "\\n" in ere:
-        return None  # multi-line patterns: grep is line based
-    return ere
 
 
 def best_of(repeat, function):

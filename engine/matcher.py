@@ -11,7 +11,8 @@ in a single call. Its backends, fastest first:
 
 * ``hyperscan``: every pattern in one database; reports which pattern hit;
 * ``re2``: one alternation of every pattern (linear time);
-* ``re``: Python's own engine, one regex per pattern, always available.
+* ``re``: plain-word searches for each pattern's required literals, then
+  Python's own engine around the hits; always available.
 
 A pattern a backend cannot compile (look-arounds, back-references) is searched
 with Python's ``re`` on its own, so nothing is lost, only speed. Two extra
@@ -55,6 +56,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the host
     re2 = None
 
+from .literals import required_literals
 from .records import record_bounds
 
 BACKENDS = ("hyperscan", "re2", "re")
@@ -143,21 +145,37 @@ class _Re2Prefilter:
 
 
 class _PythonPrefilter:
-    """Each pattern on its own with Python's re.
+    """Python's re, helped by plain-word searches.
 
-    One alternation would defeat re's fast search for a literal prefix; one
-    regex per pattern keeps it, so a pattern that starts with plain words
-    scans at memory speed.
+    Each pattern's required literals (see :mod:`engine.literals`) are found
+    with ``bytes.find`` at memory speed; only a pattern with no usable literal
+    runs its own regex over the block.
     """
 
     name = "re"
 
     def __init__(self, sources):
-        self.regexes = [re.compile(s.encode("utf-8"), re.MULTILINE) for s in sources]
+        self.owners = {}   # literal bytes -> pattern indexes that require it
+        self.regexes = []  # (index, compiled) for patterns without literals
+        for index, source in enumerate(sources):
+            literals = required_literals(source)
+            if literals is None:
+                self.regexes.append((index, re.compile(source.encode("utf-8"), re.MULTILINE)))
+                continue
+            for literal in literals:
+                self.owners.setdefault(literal.encode("utf-8"), []).append(index)
 
     def hits(self, data):
-        return [(m.end(), index) for index, regex in enumerate(self.regexes)
-                for m in regex.finditer(data)]
+        found = []
+        for literal, indexes in self.owners.items():
+            position = data.find(literal)
+            while position >= 0:
+                end = position + len(literal)
+                found.extend((end, index) for index in indexes)
+                position = data.find(literal, end)
+        for index, regex in self.regexes:
+            found.extend((m.end(), index) for m in regex.finditer(data))
+        return found
 
 
 class Matcher:

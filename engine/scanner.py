@@ -145,7 +145,8 @@ def make_finding(record, pattern, match):
             line_end = record.text.find("\n", anchor)
             message = record.text[line_start:line_end if line_end >= 0 else None].strip()
     if pattern is None:
-        kind, severity, fields, captures = UNKNOWN, _UNKNOWN_SEVERITY.get(record.level, "high"), {}, {}
+        kind, severity = UNKNOWN, _UNKNOWN_SEVERITY.get(record.level, "high")
+        fields, captures = {}, {}
     else:
         kind, severity = pattern.type, pattern.severity
         captures = {k: mask_secrets(v) for k, v in match.groupdict().items() if v is not None}

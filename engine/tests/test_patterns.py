@@ -20,7 +20,8 @@ def write(tmp_path, content, name="patterns.json"):
     ({"type": "bad_regex", "regex": "(?P<x>", "severity": "low"},
      "pattern 'bad_regex': regex: does not compile: missing ), unterminated subpattern"),
     ({"type": "bad_severity", "regex": "x", "severity": "urgent"},
-     "pattern 'bad_severity': severity: must be one of low, medium, high, critical, not 'urgent'"),
+     "pattern 'bad_severity': severity: must be one of low, medium, high, critical, "
+     "not 'urgent'"),
     ({"type": "Bad Type", "regex": "x", "severity": "low"},
      "pattern 'Bad Type': type: must be a code"),
     ({"type": "unknown", "regex": "x", "severity": "low"},
@@ -48,7 +49,8 @@ def test_a_bad_entry_names_the_pattern_and_the_others_still_load(tmp_path, entry
 def test_duplicate_types_keep_the_first():
     pattern_set = PatternSet.from_entries([GOOD, dict(GOOD, severity="low")])
     assert [(p.type, p.severity) for p in pattern_set.patterns] == [("db_deadlock", "high")]
-    assert pattern_set.errors == ["pattern 'db_deadlock': type: defined twice; the first one is kept"]
+    assert pattern_set.errors == [
+        "pattern 'db_deadlock': type: defined twice; the first one is kept"]
 
 
 def test_inactive_patterns_and_checks_are_kept_apart():

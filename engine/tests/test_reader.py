@@ -63,7 +63,8 @@ def test_incremental_scan_holds_back_a_growing_record(log):
     append(log, record(1) + record(2, "ERROR") + b"Traceback (most recent call last):\n")
     texts, reader = read_all(log)
     assert texts == [record(1)]
-    assert reader.held_back == len(record(2, "ERROR")) + len(b"Traceback (most recent call last):\n")
+    traceback_line = b"Traceback (most recent call last):\n"
+    assert reader.held_back == len(record(2, "ERROR")) + len(traceback_line)
     append(log, b'  File "x.py", line 1\nValueError: boom\n' + record(3))
     texts, reader = read_all(log, reader.cursor)
     assert texts == [record(2, "ERROR") + b"Traceback (most recent call last):\n"

@@ -18,7 +18,8 @@ PATTERNS = [
     {"type": "db_deadlock", "severity": "high", "regex": r"deadlock detected"},
     {"type": "worker_memory_limit", "severity": "medium", "levels": ["INFO", "WARNING"],
      "regex": r"virtual memory limit \((?P<limit>[^)]+)\) reached"},
-    {"type": "port_in_use", "severity": "critical", "regex": r"\[Errno 98\] Address already in use"},
+    {"type": "port_in_use", "severity": "critical",
+     "regex": r"\[Errno 98\] Address already in use"},
     # A look-behind: hyperscan and re2 refuse it, so it runs on Python's re.
     {"type": "lookbehind", "severity": "low", "regex": r"(?<=ZZ)special marker"},
     {"type": "registry_load_failed", "severity": "critical", "generic": True,
@@ -113,8 +114,8 @@ def test_a_pattern_the_fast_backend_refuses_still_matches(backend):
     matcher = Matcher(PatternSet.from_entries(PATTERNS).patterns, backend=backend)
     if backend != "re":
         assert matcher.slow_patterns == ["lookbehind"]
-    findings = scan(header(1, "INFO", "ZZspecial marker here") + header(2, "INFO", "special marker"),
-                    backend)
+    data = header(1, "INFO", "ZZspecial marker here") + header(2, "INFO", "special marker")
+    findings = scan(data, backend)
     assert [(f.pattern_type, f.line) for f in findings] == [("lookbehind", 1)]
 
 
