@@ -1,0 +1,166 @@
+"""Fix actions: named operations with plan, backup, apply, verify, rollback.
+
+An action declares where it runs (``odoo``: database level, inside Odoo;
+``host``: the watchdog), what it needs, and five steps. The runner
+(:mod:`engine.actions.runner`) calls them in this order and nothing else does::
+
+    plan ──> (a person or the policy approves) ──> budget ──> backup ──> apply
+                                                                          │
+                              done <──ok── verify <─────────────────────-─┘
+                                            │failed (or apply raised)
+                                            └──> rollback ──> rolled_back
+
+Rules every action keeps (DESIGN.md, safety rules):
+
+* ``plan`` changes nothing and says what would change in words a person can
+  read, with a unified diff for files and its preconditions; a plan with
+  ``changes=False`` means there is nothing to do (a second run is a no-op);
+* ``backup`` runs before ``apply`` and returns a JSON-able manifest that
+  ``rollback`` can restore from exactly (bytes, mode, owner, or row values);
+* writes are atomic (:func:`engine.fsutil.atomic_write`), stay inside the
+  configured roots, and never go through a shell string;
+* ``verify`` checks the outcome, not the absence of an exception.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from ..errors import EngineError
+
+RUNS_ON = ("odoo", "host")
+
+
+class ActionError(EngineError):
+    """A fix action cannot run: unknown name, missing parameter, bad target."""
+
+
+@dataclass
+class Precondition:
+    """Something that must hold before apply; ``ok`` is measured, not assumed."""
+
+    description: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Plan:
+    """What an action would do to a target. JSON-able, so it can be stored."""
+
+    action: str
+    target: str
+    summary: str
+    steps: list = field(default_factory=list)
+    diff: str = ""
+    preconditions: list = field(default_factory=list)
+    changes: bool = True
+    reversible: bool = True
+    details: dict = field(default_factory=dict)
+
+    @property
+    def blocked_by(self):
+        """The preconditions that do not hold."""
+        return [p for p in self.preconditions if not p.ok]
+
+    def text(self):
+        """The plan as a person reads it before approving.
+
+        >>> plan = Plan("fix_permissions", "/var/lib/odoo", "Give odoo its data dir back",
+        ...             steps=["chown odoo:odoo /var/lib/odoo/filestore"],
+        ...             preconditions=[Precondition("user odoo exists", True)])
+        >>> print(plan.text())
+        fix_permissions on /var/lib/odoo: Give odoo its data dir back
+        Steps:
+          1. chown odoo:odoo /var/lib/odoo/filestore
+        Preconditions:
+          [ok] user odoo exists
+        """
+        lines = [f"{self.action} on {self.target}: {self.summary}"]
+        if not self.changes:
+            lines.append("Nothing to change: the target is already as it should be.")
+        if self.steps:
+            lines.append("Steps:")
+            lines += [f"  {n}. {step}" for n, step in enumerate(self.steps, 1)]
+        if self.preconditions:
+            lines.append("Preconditions:")
+            lines += [f"  [{'ok' if p.ok else 'FAILED'}] {p.description}"
+                      + (f": {p.detail}" if p.detail else "") for p in self.preconditions]
+        if not self.reversible:
+            lines.append("This action cannot be rolled back.")
+        return "\n".join(lines)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        data = dict(data)
+        data["preconditions"] = [Precondition(**p) for p in data.get("preconditions", [])]
+        return cls(**data)
+
+
+class FixAction:
+    """Base class of every fix action; subclasses fill in the five steps."""
+
+    name = ""
+    runs_on = "host"
+    #: Parameters the action needs, e.g. ("path",); checked before plan.
+    needs = ()
+    description = ""
+    reversible = True
+
+    def check_params(self, params):
+        missing = [name for name in self.needs if params.get(name) in (None, "", [], ())]
+        if missing:
+            raise ActionError(f"{self.name} needs {', '.join(missing)}")
+
+    def plan(self, context, params):
+        raise NotImplementedError
+
+    def backup(self, context, plan):
+        """Save what apply will change; return a JSON-able manifest."""
+        raise NotImplementedError
+
+    def apply(self, context, plan, backup):
+        """Make the change; return the output to show a person."""
+        raise NotImplementedError
+
+    def verify(self, context, plan):
+        """Return ``(ok, detail)`` measured on the real target."""
+        raise NotImplementedError
+
+    def rollback(self, context, plan, backup):
+        """Undo apply from *backup*; return the output."""
+        raise NotImplementedError
+
+
+_REGISTRY = {}
+
+
+def register(action_class):
+    """Class decorator: make an action available by its name."""
+    action = action_class()
+    if not action.name or action.runs_on not in RUNS_ON:
+        raise ActionError(f"{action_class.__name__}: a name and runs_on in {RUNS_ON} are needed")
+    _REGISTRY[action.name] = action
+    return action_class
+
+
+def get_action(name):
+    """The registered action called *name*, or a clear ActionError."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ActionError(f"unknown fix action {name!r}; known: {known}") from None
+
+
+def actions(runs_on=None):
+    """Registered actions, by name; only those running on *runs_on* if given."""
+    return {name: action for name, action in sorted(_REGISTRY.items())
+            if runs_on is None or action.runs_on == runs_on}
+
+
+def to_json(value):
+    """Compact JSON for storing plans and manifests."""
+    return json.dumps(value, sort_keys=True, default=str)
