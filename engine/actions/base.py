@@ -135,6 +135,33 @@ class FixAction:
 
 
 _REGISTRY = {}
+#: Modules of this package that hold no actions.
+_FRAMEWORK = {"base", "runner", "store"}
+_loaded = False
+
+
+def _load_builtin_actions():
+    """Import every action module of this package once, so they register.
+
+    New actions only need a module in engine/actions/ with ``@register``.
+    """
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+
+    package = __name__.rsplit(".", 1)[0]
+    for module in pkgutil.iter_modules(_package_path()):
+        if module.name not in _FRAMEWORK and not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")
+
+
+def _package_path():
+    import os
+
+    return [os.path.dirname(os.path.abspath(__file__))]
 
 
 def register(action_class):
@@ -148,6 +175,7 @@ def register(action_class):
 
 def get_action(name):
     """The registered action called *name*, or a clear ActionError."""
+    _load_builtin_actions()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -157,6 +185,7 @@ def get_action(name):
 
 def actions(runs_on=None):
     """Registered actions, by name; only those running on *runs_on* if given."""
+    _load_builtin_actions()
     return {name: action for name, action in sorted(_REGISTRY.items())
             if runs_on is None or action.runs_on == runs_on}
 
