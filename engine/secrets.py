@@ -10,6 +10,8 @@ that leaves the engine as text goes through :func:`mask_secrets`.
 'db_password = ***'
 >>> mask_secrets("connection to server failed: password=abc host=db user=odoo")
 'connection to server failed: password=*** host=db user=odoo'
+>>> mask_secrets("odoo-bin --db_password=hunter2 -d prod")
+'odoo-bin --db_password=*** -d prod'
 >>> mask_secrets("GET /web?access_token=0123456789abcdef&x=1")
 'GET /web?access_token=***&x=1'
 >>> mask_secrets("Authorization: Bearer eyJhbGciOi.J9.abc")
@@ -37,7 +39,7 @@ _RULES = (
      None),
     # key = value / key: value / key=value in config, libpq DSNs and query strings
     (re.compile(
-        r"(?P<pre>(?<![\w-])(?:" + _SECRET_KEYS + r")\s*(?:=|:(?!//))\s*)"
+        r"(?P<pre>(?<!\w)(?:" + _SECRET_KEYS + r")\s*(?:=|:(?!//))\s*)"
         r"(?P<secret>(?!\*\*\*)[^\s&,;'\"}\]]+)", re.I),
      None),
     # 'password': 'value' in a repr()'d dict or JSON
