@@ -10,7 +10,9 @@ Exit codes, all subcommands:
 =====  ====================================================================
 0      nothing to report: no incident, health ok, nothing to fix, or done
 1      something to look at: incidents found (``detect``), a health warning,
-       files that would change (``fix-cron --check``)
+       files that would change (``fix-cron --check``), a fix run that was
+       refused, blocked, rolled back or failed (``fix``, ``rollback``,
+       ``run-approved``)
 2      bad input (missing or unreadable file, bad option, malformed XML,
        broken patterns file), or a critical health check
 3      internal error (a bug): one line on stderr; ``AUTO_HEAL_DEBUG=1``
@@ -128,6 +130,54 @@ def _url(text):
     return text
 
 
+def _owner(text):
+    from engine.actions.base import ActionError
+    from engine.actions.permissions import parse_owner
+
+    try:
+        parse_owner(text)
+    except ActionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _mode_of(kind):
+    def parse(text):
+        from engine.actions.base import ActionError
+        from engine.actions.permissions import check_mode, parse_mode
+
+        try:
+            return "%04o" % check_mode(parse_mode(text), kind)
+        except ActionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+_dir_mode = _mode_of("dir")
+_file_mode = _mode_of("file")
+
+
+def _cluster(text):
+    from engine.actions.base import ActionError
+    from engine.actions.services import parse_cluster
+
+    try:
+        return "/".join(parse_cluster(text))
+    except ActionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _command(text):
+    from engine.actions.base import ActionError
+    from engine.actions.services import parse_command
+
+    try:
+        return parse_command(text)
+    except ActionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # --------------------------------------------------------------------------
 # parser
 
@@ -195,6 +245,68 @@ defaults: --dest $AUTO_HEAL_HOME/config, else /var/lib/odoo_auto_heal/config
 when writable, else ~/.local/state/auto_heal/config. --keep 20.
 
 exit codes: 0 kept (or unchanged), 2 bad input, 3 internal error.
+"""
+
+
+FIX_EPILOG = """\
+Every fix goes through the engine's runner: plan (printed first, with a
+unified diff for files, secrets masked) -> budget -> backup -> apply ->
+verify -> rollback when verification fails. Each step is one line in the
+audit log; the run record is kept in the runs folder for `rollback RUN_ID`.
+
+actions and their options:
+  remove_deprecated_cron_fields  --path XML_OR_MODULE ... | --from-log LOG ...
+                                 [--root DIR ...] [--patterns FILE]
+  fix_permissions                --owner USER:GROUP (--root DIR ... | --config odoo.conf)
+                                 [--dir-mode 0750] [--file-mode 0640]
+                                 [--path P ... | --from-log LOG ...]
+  restart_service                --service odoo|postgresql
+                                 --via systemd --unit U | docker --container C |
+                                       pg_ctl --datadir D [--pg-ctl BIN] [--pg-log F] |
+                                       pg_ctlcluster --cluster 15/main |
+                                       command (--command '["argv", ...]' | --arg A ...)
+                                 --url URL (odoo) | --dsn DSN (postgresql)
+                                 [--timeout 60] [--if-down]
+  restore_config                 --config odoo.conf --version NAME_OR_SHA256
+                                 [--versions DIR] [--root DIR ...]
+
+budgets: an action may run on one target at most --budget-max-runs times
+within --budget-window seconds (default 3 in 1800), waiting --budget-delay
+seconds after a run, doubling each time (default 30). Over budget the run
+is refused, nothing is touched, and the record says escalate.
+
+defaults: --backup-dir $AUTO_HEAL_HOME/backups, --runs-dir $AUTO_HEAL_HOME/runs,
+--versions $AUTO_HEAL_HOME/config (else /var/lib/odoo_auto_heal/..., else
+~/.local/state/auto_heal/...); --audit-log as for fix-cron.
+
+exit codes: 0 done, nothing to change, or planned (--dry-run); 1 refused,
+blocked, rolled back or failed; 2 bad input; 3 internal error.
+"""
+
+ROLLBACK_EPILOG = """\
+Undoes a done host run from the backup kept in its run record: exact bytes,
+mode and owner for files, modes and owners for fix_permissions. A restart
+cannot be undone (refused). The record is updated to rolled_back.
+
+exit codes: 0 rolled back, 1 refused (not a done run, irreversible) or the
+rollback failed, 2 bad input (unknown run id), 3 internal error.
+"""
+
+RUN_APPROVED_EPILOG = """\
+Logs in to Odoo over JSON-RPC with an API key (--api-key-file, else
+$AUTO_HEAL_API_KEY; never printed), claims the approved host fix runs
+(auto_heal.fix.run.watchdog_claim(HOST)), runs each one here through the
+runner (budgets from the local runs folder), and writes each record back
+(watchdog_report(id, record)).
+
+Safety on this host: file actions need --root and stay inside it; config
+versions come from --versions only; restart_service "via command" is refused
+(an argv from the database never runs as root here).
+
+exit codes: 0 every claimed run done or nothing to change (or none claimed),
+1 a run was refused, blocked, rolled back or failed, or a report did not
+reach Odoo, 2 bad input, Odoo unreachable or the login refused, 3 internal
+error.
 """
 
 
@@ -305,6 +417,9 @@ def build_parser():
         help="refuse files outside DIR (repeatable); recommended with --from-log",
     )
     p.add_argument("--backup-dir", metavar="DIR", help="where backups go (default: see below)")
+    p.add_argument(
+        "--runs-dir", metavar="DIR", help="where run records go (default: see below)"
+    )
     p.set_defaults(func=cmd_fix_cron)
 
     # health
@@ -393,6 +508,123 @@ def build_parser():
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_backup)
+
+    run_parent = _Parser(add_help=False)
+    run_parent.add_argument(
+        "--backup-dir", metavar="DIR", help="where file backups go (default: see below)"
+    )
+    run_parent.add_argument(
+        "--runs-dir", metavar="DIR", help="where run records go (default: see below)"
+    )
+    budget_parent = _Parser(add_help=False)
+    budget_parent.add_argument(
+        "--budget-max-runs", type=_positive_int, default=3, metavar="N",
+        help="at most N runs per action and target within the window (default: 3)",
+    )
+    budget_parent.add_argument(
+        "--budget-window", type=_positive_float, default=1800.0, metavar="SECONDS",
+        help="the budget window (default: 1800)",
+    )
+    budget_parent.add_argument(
+        "--budget-delay", type=_non_negative_float, default=30.0, metavar="SECONDS",
+        help="wait after a run, doubling after each further run (default: 30)",
+    )
+
+    # fix
+    p = sub.add_parser(
+        "fix",
+        parents=[audit_parent, run_parent, budget_parent],
+        formatter_class=fmt,
+        help="plan and run one fix action on this host",
+        description="Print the plan of a host fix action, then run it (backup, apply, "
+        "verify, rollback on failure) unless --dry-run.",
+        epilog=FIX_EPILOG,
+    )
+    p.add_argument("action", metavar="ACTION", help="the fix action, e.g. fix_permissions")
+    p.add_argument("--dry-run", action="store_true", help="print the plan only")
+    p.add_argument("--yes", action="store_true", help="run without asking (the default)")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument("--incident", metavar="FINGERPRINT", default="",
+                   help="the incident this run is for (kept in the record and the audit log)")
+    p.add_argument("--path", metavar="P", action="append", default=[],
+                   help="a file or folder to fix (repeatable)")
+    p.add_argument("--from-log", metavar="FILE", action="append", default=[],
+                   help="fix what this Odoo log's errors name (repeatable)")
+    p.add_argument("--patterns", metavar="FILE", help="patterns file for --from-log")
+    p.add_argument("--root", metavar="DIR", action="append", default=[],
+                   help="allowed root (repeatable); for fix_permissions: the roots to fix")
+    p.add_argument("--config", metavar="FILE", help="odoo.conf (fix_permissions, restore_config)")
+    p.add_argument("--owner", metavar="USER:GROUP", type=_owner,
+                   help="owner for fix_permissions")
+    p.add_argument("--dir-mode", metavar="MODE", type=_dir_mode,
+                   help="folder mode for fix_permissions (default: 0750)")
+    p.add_argument("--file-mode", metavar="MODE", type=_file_mode,
+                   help="file mode for fix_permissions (default: 0640)")
+    p.add_argument("--service", choices=("odoo", "postgresql"), help="restart_service: what")
+    p.add_argument("--via", choices=("systemd", "docker", "pg_ctl", "pg_ctlcluster", "command"),
+                   help="restart_service: how")
+    p.add_argument("--unit", help="systemd unit (--via systemd)")
+    p.add_argument("--container", help="docker container (--via docker)")
+    p.add_argument("--datadir", metavar="DIR", help="PostgreSQL data dir (--via pg_ctl)")
+    p.add_argument("--pg-ctl", metavar="BIN", help="pg_ctl binary (default: on PATH)")
+    p.add_argument("--pg-log", metavar="FILE",
+                   help="pg_ctl -l log file (default: DATADIR/pg_ctl.log)")
+    p.add_argument("--cluster", metavar="VERSION/NAME", type=_cluster,
+                   help="Debian cluster (--via pg_ctlcluster)")
+    p.add_argument("--command", metavar="JSON", type=_command,
+                   help="argv as a JSON list (--via command), "
+                   'e.g. \'["/usr/bin/sv", "restart", "odoo"]\'')
+    p.add_argument("--arg", metavar="A", action="append", default=[],
+                   help="one argv element (--via command; repeat, in order)")
+    p.add_argument("--url", type=_url, help="Odoo base URL for the probe (--service odoo)")
+    p.add_argument("--dsn", help="PostgreSQL DSN for the probe (--service postgresql)")
+    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
+                   help="how long the probe may wait after a restart (default: 60)")
+    p.add_argument("--if-down", action="store_true",
+                   help="restart only when the probe fails now (else nothing to do)")
+    p.add_argument("--version", metavar="VERSION",
+                   help="restore_config: a version name or 8+ hex digits of its sha256")
+    p.add_argument("--versions", metavar="DIR",
+                   help="restore_config: where `backup` keeps versions (default: see below)")
+    p.set_defaults(func=cmd_fix)
+
+    # rollback
+    p = sub.add_parser(
+        "rollback",
+        parents=[audit_parent, run_parent],
+        formatter_class=fmt,
+        help="undo a done host fix run from its backup",
+        description="Undo a done host fix run from the backup kept in its run record.",
+        epilog=ROLLBACK_EPILOG,
+    )
+    p.add_argument("run_id", metavar="RUN_ID", help="the run id `fix` printed")
+    p.set_defaults(func=cmd_rollback)
+
+    # run-approved
+    p = sub.add_parser(
+        "run-approved",
+        parents=[audit_parent, run_parent, budget_parent],
+        formatter_class=fmt,
+        help="run the host fix runs approved in Odoo and report back",
+        description="Claim the approved host fix runs from Odoo, run them here, and write "
+        "their state and output back.",
+        epilog=RUN_APPROVED_EPILOG,
+    )
+    p.add_argument("--url", type=_url, required=True, help="Odoo base URL")
+    p.add_argument("--db", required=True, help="Odoo database")
+    p.add_argument("--login", default=None,
+                   help="Odoo login owning the API key (default: $AUTO_HEAL_LOGIN, else admin)")
+    p.add_argument("--api-key-file", metavar="FILE",
+                   help="file holding the API key (default: $AUTO_HEAL_API_KEY)")
+    p.add_argument("--host", default=None,
+                   help="the name this host claims runs as (default: the hostname)")
+    p.add_argument("--root", metavar="DIR", action="append", default=[],
+                   help="allowed root for file actions (repeatable; required for them)")
+    p.add_argument("--versions", metavar="DIR",
+                   help="config versions for restore_config (default: as for fix)")
+    p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="JSON-RPC timeout (default: 30)")
+    p.set_defaults(func=cmd_run_approved)
     return parser
 
 
@@ -585,23 +817,39 @@ def cmd_detect(args):
 # fix-cron
 
 
-def _removals_text(plan):
-    parts = [
-        "%s (line %d%s)" % (r.field, r.line, ", record %s" % r.record_id if r.record_id else "")
-        for r in plan.removals
-    ]
-    return ", ".join(parts)
+CRON_ACTION = "remove_deprecated_cron_fields"
+
+
+def _removals_text(removals):
+    return ", ".join(
+        "%s (line %d%s)"
+        % (r["field"], r["line"], ", record %s" % r["record_id"] if r["record_id"] else "")
+        for r in removals
+    )
+
+
+def _plain_error(text):
+    """The cause of a blocked run, without the runner's prefixes.
+
+    >>> _plain_error("planning failed: CronFieldError: /a.xml:3: malformed XML: x")
+    '/a.xml:3: malformed XML: x'
+    """
+    text = re.sub(r"^planning failed: ", "", text or "")
+    return re.sub(r"^[A-Z]\w*(?:Error|Exception): ", "", text)
 
 
 def cmd_fix_cron(args):
+    """fix-cron: the remove_deprecated_cron_fields action, one run per XML file."""
     try:
-        from engine.fixes import cron_fields
+        from engine.actions.runner import Context, execute
     except ImportError as exc:
         raise EngineError(
             "fix-cron needs the python package %s (pip install -r requirements.txt)"
             % (exc.name or exc)
         ) from None
     from engine import fsutil
+    from engine.budget import BudgetPolicy
+    from engine.fixes import cron_fields
 
     if not args.paths and not args.from_log:
         raise UsageError("fix-cron needs a PATH or --from-log FILE")
@@ -645,75 +893,62 @@ def cmd_fix_cron(args):
                 continue
         checked.append(path)
 
-    plans, unchanged = [], 0
+    # plan each file through the runner (a dry run: nothing written, nothing audited)
+    backup_dir = args.backup_dir or _default_dir("backups")
+    quiet = Context(actor=audit_mod.default_actor("cli"), backup_dir=backup_dir,
+                    roots=tuple(args.root))
+    planned, unchanged = [], 0
     for path in checked:
-        try:
-            plan = cron_fields.plan(path)
-        except EngineError as exc:
-            error(str(exc))
+        record = execute(CRON_ACTION, quiet, {"paths": [path]}, dry_run=True)
+        if record.state != "planned":
+            error(_plain_error(record.error))
             failures += 1
-            continue
-        if plan is None:
+        elif not record.plan["changes"]:
             unchanged += 1
         else:
-            plans.append(plan)
+            planned.append((path, record))
 
     if args.dry_run or args.check:
-        for plan in plans:
+        for path, record in planned:
             if args.dry_run:
-                sys.stdout.write(plan.diff)
+                sys.stdout.write(record.plan["diff"])
             else:
-                print("would fix %s: %s" % (plan.path, _removals_text(plan)))
+                print("would fix %s: %s" % (
+                    path, _removals_text(record.plan["details"]["files"][0]["removals"])))
         print(
             "%d file(s) would change, %d with nothing to fix, %d error(s)"
-            % (len(plans), unchanged, failures)
+            % (len(planned), unchanged, failures)
         )
         if failures:
             return 2
-        return 1 if (args.check and plans) else 0
+        return 1 if (args.check and planned) else 0
 
-    fixed = 0
-    if plans:
-        log = audit_mod.AuditLog(args.audit_log or audit_mod.default_audit_log())
-        log.check_writable()
-        backup_dir = args.backup_dir or _default_dir("backups")
-        for plan in plans:
-            start = time.monotonic()
-            details = {
-                "removals": [r.to_dict() for r in plan.removals],
-                "sha256_before": fsutil.sha256_bytes(plan.old),
-                "sha256_after": fsutil.sha256_bytes(plan.new),
-            }
-            try:
-                record = cron_fields.apply_plan(plan, backup_dir)
-            except EngineError as exc:
+    fixed = not_done = 0
+    if planned:
+        context = Context(actor=quiet.actor, audit=_audit_log(args), backup_dir=backup_dir,
+                          roots=tuple(args.root))
+        store = _store(args)
+        for path, dry in planned:
+            record = _execute(CRON_ACTION, context, {"paths": [path]}, store,
+                              budget=BudgetPolicy(), target=dry.target)
+            if record.state == "done":
+                fixed += 1
+                removals = record.plan["details"]["files"][0]["removals"]
+                print("fixed %s: removed %s; backup %s (run %s)" % (
+                    path, _removals_text(removals),
+                    record.backup["files"][0]["backup_path"], record.run_id))
+            elif record.state == "noop":
+                unchanged += 1
+            elif record.state == "blocked":
                 failures += 1
-                result = "rolled_back" if "rolled back" in str(exc) else "failed"
-                log.record(
-                    "fix-cron",
-                    plan.path,
-                    result,
-                    time.monotonic() - start,
-                    error=_one_line(exc),
-                    **details,
-                )
-                error(str(exc))
-                continue
-            fixed += 1
-            log.record(
-                "fix-cron",
-                plan.path,
-                "applied",
-                time.monotonic() - start,
-                backup=record.backup_path,
-                **details,
-            )
-            print(
-                "fixed %s: removed %s; backup %s"
-                % (plan.path, _removals_text(plan), record.backup_path)
-            )
-    print("%d file(s) fixed, %d with nothing to fix, %d error(s)" % (fixed, unchanged, failures))
-    return 2 if failures else 0
+                error("%s: %s" % (path, _plain_error(record.error)))
+            else:
+                not_done += 1
+                error("%s: %s (run %s): %s" % (path, record.state, record.run_id,
+                                                _one_line(record.error)))
+    print("%d file(s) fixed, %d with nothing to fix, %d error(s)"
+          % (fixed, unchanged, failures + not_done))
+    return 2 if failures else 1 if not_done else 0
 
 
 # --------------------------------------------------------------------------
@@ -792,6 +1027,371 @@ def cmd_backup(args):
     else:
         print("unchanged: %s already holds sha256 %s" % (version.path, version.sha256))
     return 0
+
+
+# --------------------------------------------------------------------------
+# fix actions: the runner, budgets, run records
+
+
+#: Options of ``fix`` each host action understands (argparse dest names).
+ACTION_OPTIONS = {
+    "remove_deprecated_cron_fields": {"path", "from_log", "root", "patterns"},
+    "fix_permissions": {
+        "path", "from_log", "root", "config", "owner", "dir_mode", "file_mode", "patterns"},
+    "restart_service": {
+        "service", "via", "unit", "container", "datadir", "pg_ctl", "pg_log", "cluster",
+        "command", "arg", "url", "dsn", "timeout", "if_down"},
+    "restore_config": {"config", "version", "versions", "root"},
+}
+#: Every action option of ``fix`` with its default, to tell which were given.
+_OPTION_DEFAULTS = {
+    "path": [], "from_log": [], "patterns": None, "root": [], "config": None, "owner": None,
+    "dir_mode": None, "file_mode": None, "service": None, "via": None, "unit": None,
+    "container": None, "datadir": None, "pg_ctl": None, "pg_log": None, "cluster": None,
+    "command": None, "arg": [], "url": None, "dsn": None, "timeout": 60.0, "if_down": False,
+    "version": None, "versions": None,
+}
+#: States of a run record that need no one's attention.
+OK_STATES = ("done", "noop", "planned")
+
+
+def _option_name(dest):
+    return "--" + dest.replace("_", "-")
+
+
+def _audit_log(args):
+    log = audit_mod.AuditLog(args.audit_log or audit_mod.default_audit_log())
+    log.check_writable()
+    return log
+
+
+def _run_context(args, actor=None, roots=(), timeout=60.0):
+    from engine.actions.runner import Context
+
+    return Context(
+        actor=actor or audit_mod.default_actor("cli"),
+        audit=_audit_log(args),
+        backup_dir=args.backup_dir or _default_dir("backups"),
+        roots=tuple(roots),
+        timeout=timeout,
+    )
+
+
+def _store(args):
+    from engine.actions.store import RunStore
+
+    return RunStore(args.runs_dir or _default_dir("runs"))
+
+
+def _budget(args):
+    from engine.budget import BudgetPolicy
+
+    return BudgetPolicy(
+        max_runs=args.budget_max_runs, window=args.budget_window, first_delay=args.budget_delay
+    )
+
+
+def _mask_value(value):
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_value(v) for v in value]
+    return value
+
+
+def _masked(record):
+    """The record with secrets masked wherever text may hold them (safety rule 8).
+
+    The backup manifest is left as it is: rollback needs its paths verbatim.
+    """
+    record.params = _mask_value(record.params)
+    record.plan = _mask_value(record.plan)
+    record.output = mask_secrets(record.output)
+    record.error = mask_secrets(record.error)
+    return record
+
+
+def _execute(name, context, params, store, *, dry_run=False, budget=None, incident="",
+             target=None):
+    """Run *name* through the runner with the budget history of its target; save it.
+
+    The target is what the plan says; a plan-only run (not audited) finds it
+    first unless the caller knows it.
+    """
+    import dataclasses
+
+    from engine.actions.runner import execute
+
+    history = ()
+    if budget is not None and not dry_run:
+        if target is None:
+            quiet = dataclasses.replace(context, audit=None)
+            target = execute(name, quiet, params, dry_run=True).target
+        if target:
+            history = store.history(name, target)
+    record = execute(name, context, params, incident=incident, dry_run=dry_run,
+                     budget=budget, history=history)
+    return store.save(_masked(record))
+
+
+def _print_record(record, out=None):
+    from engine.actions.base import Plan
+
+    out = out or sys.stdout
+    if record.plan:
+        plan = Plan.from_dict(record.plan)
+        out.write(plan.text() + "\n")
+        if plan.diff:
+            out.write(plan.diff if plan.diff.endswith("\n") else plan.diff + "\n")
+    out.write("run %s: %s\n" % (record.run_id, record.state))
+    for line in (record.output or "").splitlines():
+        out.write("  %s\n" % line)
+    if record.error:
+        out.write("%s: %s\n" % ("refused" if record.state == "refused" else "reason",
+                                _one_line(record.error)))
+    if record.escalate:
+        out.write("escalate: a person must look at %s\n" % (record.target or record.action))
+    out.flush()
+
+
+def _fix_params(action, args):
+    """The runner parameters of *action* from the ``fix`` options; checks them."""
+    given = {dest for dest, default in _OPTION_DEFAULTS.items()
+             if getattr(args, dest) != default}
+    wrong = sorted(given - ACTION_OPTIONS[action])
+    if wrong:
+        raise UsageError("%s does not apply to %s" % (
+            ", ".join(_option_name(d) for d in wrong), action))
+    for log in args.from_log:
+        _check_readable(log)
+    if action == "remove_deprecated_cron_fields":
+        if not args.path and not args.from_log:
+            raise UsageError("%s needs --path or --from-log" % action)
+        for path in args.path:
+            if not os.path.exists(path):
+                raise EngineError("no such file or folder: %s" % path)
+        _check_roots(args.root)
+        params = {"paths": args.path, "from_log": args.from_log}
+    elif action == "fix_permissions":
+        if not args.owner:
+            raise UsageError("%s needs --owner USER:GROUP" % action)
+        if not args.root and not args.config:
+            raise UsageError("%s needs --root DIR or --config odoo.conf" % action)
+        if args.config:
+            _check_readable(args.config, "config file")
+        params = {"owner": args.owner, "roots": args.root, "config": args.config,
+                  "path": args.path, "from_log": args.from_log,
+                  "dir_mode": args.dir_mode or "0750", "file_mode": args.file_mode or "0640"}
+    elif action == "restart_service":
+        params = _restart_params(args)
+    elif action == "restore_config":
+        if not args.config or not args.version:
+            raise UsageError("%s needs --config FILE and --version VERSION" % action)
+        _check_readable(args.config, "config file")
+        _check_roots(args.root)
+        params = {"config": args.config, "version": args.version,
+                  "versions_dir": args.versions or _default_dir("config")}
+    else:  # pragma: no cover - ACTION_OPTIONS lists every host action
+        raise UsageError("%s has no command-line options yet" % action)
+    if args.patterns:
+        params["patterns"] = args.patterns
+    return {k: v for k, v in params.items() if v not in (None, [], "")}
+
+
+def _check_roots(roots):
+    for root in roots:
+        if not os.path.exists(root):
+            raise UsageError("argument --root: no such file or folder: %s" % root)
+
+
+def _restart_params(args):
+    if not args.service or not args.via:
+        raise UsageError("restart_service needs --service and --via")
+    needed = {"systemd": "unit", "docker": "container", "pg_ctl": "datadir",
+              "pg_ctlcluster": "cluster"}.get(args.via)
+    if needed and not getattr(args, needed):
+        raise UsageError("--via %s needs %s" % (args.via, _option_name(needed)))
+    if args.via in ("pg_ctl", "pg_ctlcluster") and args.service != "postgresql":
+        raise UsageError("--via %s restarts postgresql, not %s" % (args.via, args.service))
+    command = None
+    if args.via == "command":
+        if bool(args.command) == bool(args.arg):
+            raise UsageError("--via command needs --command JSON or --arg ... (one of them)")
+        command = args.command or list(args.arg)
+    elif args.command or args.arg:
+        raise UsageError("--command and --arg go with --via command")
+    if args.service == "odoo" and not args.url:
+        raise UsageError("--service odoo needs --url for the probe that verifies the restart")
+    if args.service == "postgresql" and not args.dsn:
+        raise UsageError("--service postgresql needs --dsn for the probe that verifies the "
+                         "restart")
+    if args.datadir and not os.path.isdir(args.datadir):
+        raise UsageError("argument --datadir: not a folder: %s" % args.datadir)
+    return {"service": args.service, "via": args.via, "unit": args.unit,
+            "container": args.container, "datadir": args.datadir, "pg_ctl": args.pg_ctl,
+            "pg_log": args.pg_log, "cluster": args.cluster, "command": command,
+            "url": args.url if args.service == "odoo" else None,
+            "dsn": args.dsn if args.service == "postgresql" else None,
+            "timeout": args.timeout, "if_down": args.if_down}
+
+
+def _host_action(name):
+    from engine.actions.base import get_action
+
+    action = get_action(name)  # ActionError (exit 2) names the known ones
+    if action.runs_on != "host":
+        raise UsageError("%s runs inside Odoo (database level): approve and run it in the "
+                         "backend" % name)
+    return action
+
+
+def cmd_fix(args):
+    action = _host_action(args.action)
+    params = _fix_params(action.name, args)
+    roots = args.root if action.name != "fix_permissions" else ()
+    context = _run_context(args, roots=roots, timeout=args.timeout)
+    record = _execute(action.name, context, params, _store(args), dry_run=args.dry_run,
+                      budget=_budget(args), incident=args.incident)
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2, default=str))
+    else:
+        _print_record(record)
+    return 0 if record.state in OK_STATES else 1
+
+
+def cmd_rollback(args):
+    from engine.actions.base import ActionError
+    from engine.actions.runner import rollback_run
+
+    store = _store(args)
+    record = store.load(args.run_id)  # EngineError: unknown or malformed id (exit 2)
+    _host_action(record.action)
+    context = _run_context(args)
+    try:
+        rollback_run(record, context)
+    except ActionError as exc:
+        store.save(_masked(record))
+        error(exc)
+        return 1
+    store.save(_masked(record))
+    print("run %s: %s" % (record.run_id, record.state))
+    for line in record.output.splitlines():
+        print("  %s" % line)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# run-approved
+
+#: Actions that touch files: run-approved runs them only inside --root.
+FILE_ACTIONS = ("remove_deprecated_cron_fields", "fix_permissions", "restore_config")
+FIX_RUN_MODEL = "auto_heal.fix.run"
+
+
+def _api_key(args):
+    if args.api_key_file:
+        _check_readable(args.api_key_file, "API key file")
+        with open(args.api_key_file, encoding="utf-8") as fh:
+            key = fh.read().strip()
+        if not key:
+            raise UsageError("argument --api-key-file: the file is empty")
+        return key
+    key = os.environ.get("AUTO_HEAL_API_KEY", "").strip()
+    if not key:
+        raise UsageError("run-approved needs an API key: --api-key-file FILE or "
+                         "$AUTO_HEAL_API_KEY")
+    return key
+
+
+def _not_run(claim, action, actor, reason):
+    """A record for a claimed run that could not start (reported as blocked)."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from engine.actions.runner import RunRecord
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return RunRecord(run_id=uuid.uuid4().hex[:12], action=str(action or ""), target="",
+                     actor=actor, incident=str(claim.get("incident") or ""),
+                     params={}, state="blocked", error=reason, started=now, ended=now)
+
+
+def _run_claim(claim, args, store, actor):
+    from engine.actions.base import ActionError, get_action
+
+    name = claim.get("action")
+    params = claim.get("params") or {}
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            return _not_run(claim, name, actor, "params are not JSON")
+    if not isinstance(params, dict):
+        return _not_run(claim, name, actor, "params are not a JSON object")
+    try:
+        action = get_action(str(name))
+    except ActionError as exc:
+        return _not_run(claim, name, actor, str(exc))
+    if action.runs_on != "host":
+        return _not_run(claim, name, actor, "%s runs inside Odoo, not on the host" % name)
+    if action.name in FILE_ACTIONS and not args.root:
+        return _not_run(claim, name, actor, "run-approved needs --root to run file actions")
+    if action.name == "restart_service" and params.get("via") == "command":
+        return _not_run(claim, name, actor, "restart_service via command is refused from "
+                        "Odoo: an argv from the database never runs on this host")
+    if action.name == "restore_config":
+        params["versions_dir"] = args.versions or _default_dir("config")
+    context = _run_context(args, actor=actor, roots=args.root,
+                           timeout=float(params.get("timeout") or 60))
+    try:
+        return _execute(action.name, context, params, store, budget=_budget(args),
+                        incident=str(claim.get("incident") or ""))
+    except ActionError as exc:
+        return store.save(_not_run(claim, name, actor, str(exc)))
+
+
+def cmd_run_approved(args):
+    import socket
+
+    from host.rpc import OdooRPC, RPCError
+
+    key = _api_key(args)
+    login = args.login or os.environ.get("AUTO_HEAL_LOGIN") or "admin"
+    host = args.host or socket.gethostname()
+    _audit_log(args)  # refuse now, before claiming anything, if it cannot be written
+    client = OdooRPC(args.url, args.db, login, key, timeout=args.timeout)
+    client.login()
+    claims = client.execute_kw(FIX_RUN_MODEL, "watchdog_claim", [host])
+    if not isinstance(claims, list) or not all(isinstance(c, dict) for c in claims):
+        raise RPCError("watchdog_claim did not answer a list of runs")
+    if not claims:
+        print("no approved host fix run for %s" % host)
+        return 0
+    store = _store(args)
+    actor = "watchdog:%s@%s" % (login, args.db)
+    trouble = 0
+    for claim in claims:
+        record = _run_claim(claim, args, store, actor)
+        try:
+            client.execute_kw(FIX_RUN_MODEL, "watchdog_report",
+                              [claim.get("id"), record.to_dict()])
+            reported = "reported"
+        except RPCError as exc:
+            error("fix run %s: %s" % (claim.get("id"), exc))
+            reported = "NOT reported"
+            trouble += 1
+        if record.state not in OK_STATES:
+            trouble += 1
+        print("fix run %s: %s %s -> %s (run %s, %s)%s" % (
+            claim.get("id"), record.action, record.target or "-", record.state,
+            record.run_id, reported,
+            ": %s" % _one_line(record.error) if record.error else ""))
+        if record.escalate:
+            print("  escalate: a person must look at %s" % (record.target or record.action))
+    print("%d run(s) claimed, %d need attention" % (len(claims), trouble))
+    return 1 if trouble else 0
 
 
 # --------------------------------------------------------------------------

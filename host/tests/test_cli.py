@@ -471,20 +471,28 @@ def test_fix_cron_writes_backs_up_audits_and_is_idempotent(addons, home):
     assert backups[0].read_bytes() == CRON_XML
     sidecar = json.loads(backups[1].read_text())
     assert sidecar["path"] == str(cron) and sidecar["mode"] == 0o640
-    # audit: one line
-    lines = (home / "audit.jsonl").read_text().splitlines()
-    assert len(lines) == 1
-    entry = json.loads(lines[0])
-    assert entry["action"] == "fix-cron" and entry["target"] == str(cron)
-    assert entry["result"] == "applied" and entry["actor"].startswith("cli:")
-    assert entry["duration"] >= 0 and entry["time"]
-    assert [r["field"] for r in entry["details"]["removals"]] == ["numbercall", "doall"]
+    # audit: one line per runner step of the remove_deprecated_cron_fields action
+    lines = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
+    assert [(e["action"], e["target"], e["result"]) for e in lines] == [
+        ("remove_deprecated_cron_fields.plan", str(cron), "planned"),
+        ("remove_deprecated_cron_fields.apply", str(cron), "applied"),
+        ("remove_deprecated_cron_fields.verify", str(cron), "ok"),
+    ]
+    assert all(e["actor"].startswith("cli:") and e["duration"] >= 0 and e["time"]
+               for e in lines)
+    run_id = re.search(r"\(run ([0-9a-f]+)\)", result.stdout).group(1)
+    assert {e["details"]["run_id"] for e in lines} == {run_id}
+    # the run record keeps the removals and the backup, for `rollback RUN_ID`
+    record = json.loads((home / "runs" / ("%s.json" % run_id)).read_text())
+    assert record["state"] == "done"
+    removals = record["plan"]["details"]["files"][0]["removals"]
+    assert [r["field"] for r in removals] == ["numbercall", "doall"]
     # second run: nothing to do, nothing written, nothing audited
     again = run(["fix-cron", addons / "legacy_cron"], home=home)
     assert again.returncode == 0
     assert "0 file(s) fixed, 1 with nothing to fix, 0 error(s)" in again.stdout
     assert cron.read_bytes() == CRON_XML_FIXED
-    assert len((home / "audit.jsonl").read_text().splitlines()) == 1
+    assert len((home / "audit.jsonl").read_text().splitlines()) == 3
     assert run(["fix-cron", "--check", addons / "legacy_cron"], home=home).returncode == 0
 
 
@@ -494,7 +502,8 @@ def test_fix_cron_explicit_backup_dir_and_audit_log(addons, tmp_path):
     result = run(["fix-cron", "--backup-dir", bk, "--audit-log", audit, addons / "other"])
     assert result.returncode == 0, result.stderr
     assert len(list(bk.iterdir())) == 2
-    assert json.loads(audit.read_text())["result"] == "applied"
+    results = [json.loads(line)["result"] for line in audit.read_text().splitlines()]
+    assert results == ["planned", "applied", "ok"]
 
 
 def test_fix_cron_malformed_file_does_not_stop_the_others(addons, home):

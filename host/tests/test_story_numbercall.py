@@ -231,7 +231,9 @@ def test_numbercall_story(tmp_path, dbname):
     assert params_xml.read_bytes() == PARAMS_XML
     audit = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
     assert [(a["action"], a["target"], a["result"]) for a in audit] == [
-        ("fix-cron", str(cron_xml), "applied")
+        ("remove_deprecated_cron_fields.plan", str(cron_xml), "planned"),
+        ("remove_deprecated_cron_fields.apply", str(cron_xml), "applied"),
+        ("remove_deprecated_cron_fields.verify", str(cron_xml), "ok"),
     ]
     backups = [p for p in (home / "backups").iterdir() if not p.name.endswith(".json")]
     assert [p.read_bytes() for p in backups] == [CRON_XML]

@@ -1,0 +1,293 @@
+"""Fix action ``remove_deprecated_cron_fields``: fix-cron as a runner action.
+
+Odoo 18 refuses ``numbercall`` and ``doall`` on ``ir.cron``; a module whose
+data XML still sets them stops Odoo with "Failed to initialize database".
+This action wraps :mod:`engine.fixes.cron_fields` (which finds the byte spans
+to cut and proves the result equals the old tree minus those fields) into the
+five steps of :mod:`engine.actions.base`::
+
+    params {"paths": [...]} or {"from_log": [...]}
+        │
+      plan     every XML file, its removals, one unified diff, sha256 before/after
+        │
+      backup   fsutil.backup_file per file (bytes, mode, owner, sha256)
+        │
+      apply    per file: still the planned bytes? cut, atomic write
+        │
+      verify   lxml re-parse: no ir.cron record sets numbercall/doall, sha256 as planned
+        │
+      rollback restore_backup per file (exact bytes, mode, owner)
+
+Parameters:
+
+``paths``
+    XML files or module folders (searched recursively for ``*.xml``).
+``from_log``
+    Odoo log files: fix exactly the XML files their ``cron_field_deprecated``
+    errors name (``patterns`` names another patterns file).
+
+Roots: ``context.roots`` when given, else the paths themselves (a folder's
+files must stay inside it) or, for ``from_log``, each named file. The target
+(what the budget counts) is the module folder, or the one file or folder given.
+
+>>> import os, tempfile
+>>> from engine.actions.runner import Context, execute
+>>> from engine.audit import AuditLog
+>>> d = tempfile.mkdtemp()
+>>> os.makedirs(os.path.join(d, "legacy", "data"))
+>>> xml = os.path.join(d, "legacy", "data", "cron.xml")
+>>> with open(xml, "wb") as fh:
+...     _ = fh.write(b'<odoo><record id="c" model="ir.cron">'
+...                  b'<field name="numbercall">-1</field></record></odoo>\\n')
+>>> ctx = Context(audit=AuditLog(os.path.join(d, "audit.jsonl")),
+...               backup_dir=os.path.join(d, "backups"))
+>>> execute("remove_deprecated_cron_fields", ctx, {"paths": [xml]}).state
+'done'
+>>> open(xml, "rb").read()
+b'<odoo><record id="c" model="ir.cron"></record></odoo>\\n'
+>>> execute("remove_deprecated_cron_fields", ctx, {"paths": [xml]}).state
+'noop'
+"""
+
+import os
+
+from lxml import etree
+
+from .. import fsutil
+from ..errors import EngineError
+from ..fixes import cron_fields as fixes
+from ..secrets import mask_secrets
+from .base import ActionError, FixAction, Plan, Precondition, register
+
+NAME = "remove_deprecated_cron_fields"
+
+
+def as_list(value):
+    """A parameter that may be one string or a list of them, as a list.
+
+    >>> as_list("a"), as_list(["a", "b"]), as_list(None)
+    (['a'], ['a', 'b'], [])
+    """
+    if value in (None, "", [], ()):
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    return [os.fspath(v) for v in value]
+
+
+def load_pattern_set(path=None):
+    """The patterns to read logs with: *path*, else the default patterns file."""
+    from ..patterns import load_patterns
+    from ..scanner import DEFAULT_PATTERNS
+
+    return load_patterns(path or os.environ.get("AUTO_HEAL_PATTERNS") or DEFAULT_PATTERNS)
+
+
+def module_folder(path):
+    """The nearest folder above *path* holding ``__manifest__.py``, or None."""
+    folder = os.path.dirname(path)
+    while folder and folder != os.path.dirname(folder):
+        if os.path.isfile(os.path.join(folder, "__manifest__.py")):
+            return folder
+        folder = os.path.dirname(folder)
+    return None
+
+
+def _target(inputs, files):
+    """What the run is about: the one path given (a file or a module folder),
+    else the module folder of all the files, else their common folder."""
+    if len(inputs) == 1:
+        return os.path.realpath(inputs[0])
+    modules = {module_folder(f) for f in files}
+    if len(modules) == 1 and None not in modules:
+        return modules.pop()
+    if files:
+        return os.path.commonpath(files) if len(files) > 1 else files[0]
+    return ", ".join(os.path.realpath(p) for p in inputs)
+
+
+def cron_fields_left(data):
+    """(record id, field, line) of every ir.cron field Odoo 18 refuses in *data*.
+
+    An independent lxml look at the bytes, used by verify.
+
+    >>> cron_fields_left(b'<odoo><record id="x" model="ir.cron">'
+    ...                  b'<field name="doall">1</field></record></odoo>')
+    [('x', 'doall', 1)]
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=True)
+    root = etree.fromstring(data, parser)
+    names = " or ".join("@name='%s'" % name for name in fixes.REMOVED_FIELDS)
+    return [(el.getparent().get("id", ""), el.get("name"), el.sourceline)
+            for el in root.xpath("//record[@model='ir.cron']/field[%s]" % names)]
+
+
+def _read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+@register
+class RemoveDeprecatedCronFields(FixAction):
+    """Remove numbercall and doall from ir.cron records of Odoo XML data files."""
+
+    name = NAME
+    runs_on = "host"
+    description = ("Remove the ir.cron fields Odoo 18 no longer has (numbercall, doall) "
+                   "from module XML data files, all at once.")
+
+    def plan(self, context, params):
+        paths = as_list(params.get("paths") or params.get("path"))
+        logs = as_list(params.get("from_log"))
+        if not paths and not logs:
+            raise ActionError(f"{NAME} needs paths or from_log")
+        skipped, missing, files = [], [], []
+        for path in paths:
+            found = fixes.find_xml_files([path], on_skip=lambda p, why: skipped.append(why))
+            files.extend(f for f in found if f not in files)
+        if logs:
+            pattern_set = load_pattern_set(params.get("patterns"))
+            for log in logs:
+                if not os.path.isfile(log):
+                    raise ActionError(f"log file not found: {log}")
+                found, gone = fixes.files_from_log(log, pattern_set)
+                files.extend(os.path.realpath(f) for f in found
+                             if os.path.realpath(f) not in files)
+                missing.extend(g for g in gone if g not in missing)
+        roots = [os.path.realpath(r) for r in context.roots] or \
+            [os.path.realpath(p) for p in paths] + [f for f in files if not paths]
+        outside = []
+        for path in list(files):
+            try:
+                fsutil.resolve_inside(path, roots)
+            except fsutil.PathEscapeError as exc:
+                outside.append(str(exc))
+                files.remove(path)
+
+        changes, unchanged, diffs, steps = [], [], [], []
+        for path in files:
+            planned = fixes.plan(path)  # CronFieldError names the file and line
+            if planned is None:
+                unchanged.append(path)
+                continue
+            removed = ", ".join(
+                "%s (line %d%s)" % (r.field, r.line, ", record %s" % r.record_id
+                                    if r.record_id else "") for r in planned.removals)
+            steps.append(f"remove {removed} from {path}")
+            diffs.append(planned.diff)
+            changes.append({
+                "path": path,
+                "sha256_before": fsutil.sha256_bytes(planned.old),
+                "sha256_after": fsutil.sha256_bytes(planned.new),
+                "removals": [r.to_dict() for r in planned.removals],
+            })
+        for path in unchanged:
+            steps.append(f"leave {path}: no ir.cron record sets numbercall or doall")
+        for reason in skipped + outside:
+            steps.append(f"skip {reason}")
+        for path in missing:
+            steps.append(f"skip {path}: named in the log, but not on this host")
+
+        preconditions = [Precondition(
+            "the XML files to fix are inside the allowed roots", not outside,
+            "; ".join(outside))]
+        if logs:
+            preconditions.append(Precondition(
+                "the log names an existing ir.cron XML file", bool(files),
+                "" if files else "named but missing here: %s" % (", ".join(missing) or "none")))
+        for change in changes:
+            folder = os.path.dirname(change["path"])
+            preconditions.append(Precondition(
+                f"{folder} is writable (atomic write needs a temporary file there)",
+                os.access(folder, os.W_OK | os.X_OK)))
+        target = _target(paths or files, files) if (paths or files) else ", ".join(logs)
+        summary = ("remove numbercall/doall from %d file(s)" % len(changes) if changes
+                   else "no ir.cron record sets numbercall or doall")
+        return Plan(NAME, target, summary, steps=steps,
+                    diff=mask_secrets("".join(diffs)), preconditions=preconditions,
+                    changes=bool(changes),
+                    details={"roots": roots, "files": changes, "unchanged": unchanged,
+                             "missing": missing, "skipped": skipped + outside})
+
+    def backup(self, context, plan):
+        if not context.backup_dir:
+            raise ActionError(f"{NAME}: no backup folder")
+        records = []
+        for change in plan.details["files"]:
+            record = fsutil.backup_file(change["path"], context.backup_dir)
+            if record.sha256 != change["sha256_before"]:
+                raise ActionError(f"{change['path']} changed since the plan was made; "
+                                  "plan again")
+            records.append(record.to_dict())
+        return {"files": records}
+
+    def apply(self, context, plan, backup):
+        roots = plan.details["roots"]
+        out = []
+        for change in plan.details["files"]:
+            path = fsutil.resolve_inside(change["path"], roots)
+            data = _read(path)
+            digest = fsutil.sha256_bytes(data)
+            if digest == change["sha256_after"]:
+                out.append(f"{path}: already fixed")
+                continue
+            if digest != change["sha256_before"]:
+                raise ActionError(f"{path} changed since the plan was made; plan again")
+            planned = fixes.plan_bytes(data, path)
+            if planned is None or fsutil.sha256_bytes(planned.new) != change["sha256_after"]:
+                raise ActionError(f"{path}: the fix no longer gives the planned bytes")
+            fsutil.atomic_write(path, planned.new)
+            removed = ", ".join(r["field"] for r in change["removals"])
+            out.append(f"fixed {path}: removed {removed}")
+        return "\n".join(out)
+
+    def verify(self, context, plan):
+        problems, checked = [], 0
+        for change in plan.details["files"]:
+            path = change["path"]
+            try:
+                data = _read(path)
+                left = cron_fields_left(data)
+            except (OSError, etree.XMLSyntaxError) as exc:
+                problems.append(f"{path}: {exc}")
+                continue
+            if left:
+                problems.append("%s still sets %s" % (path, ", ".join(
+                    "%s (line %s)" % (name, line) for _, name, line in left)))
+            elif fsutil.sha256_bytes(data) != change["sha256_after"]:
+                problems.append(f"{path} does not hold the planned bytes")
+            checked += 1
+        if problems:
+            return False, "; ".join(problems)
+        return True, (f"{checked} file(s) parse with lxml and no ir.cron record sets "
+                      "numbercall or doall")
+
+    def rollback(self, context, plan, backup):
+        out, errors = [], []
+        roots = plan.details.get("roots") or []
+        after = {c["path"]: c["sha256_after"] for c in plan.details.get("files", [])}
+        for data in (backup or {}).get("files", []):
+            record = fsutil.BackupRecord.from_dict(data)
+            try:
+                fsutil.resolve_inside(record.path, roots)
+                out.append(_restore(record, after.get(record.path), context.backup_dir))
+            except (OSError, EngineError) as exc:
+                errors.append(f"{record.path}: {exc}")
+        if errors:
+            raise ActionError("; ".join(errors))
+        return "\n".join(out)
+
+
+def _restore(record, sha_after, backup_dir):
+    """Put *record* back; keep a copy of content that is neither ours nor the original."""
+    note = ""
+    try:
+        current = fsutil.sha256_bytes(_read(record.path))
+    except FileNotFoundError:
+        current = None
+    if current not in (None, record.sha256, sha_after) and backup_dir:
+        kept = fsutil.backup_file(record.path, backup_dir)
+        note = f" (it had changed since the fix; that content is kept in {kept.backup_path})"
+    fsutil.restore_backup(record)
+    return f"restored {record.path} from {record.backup_path}{note}"
