@@ -101,8 +101,10 @@ def _target(inputs, files):
     modules = {module_folder(f) for f in files}
     if len(modules) == 1 and None not in modules:
         return modules.pop()
+    if len(files) > 1:
+        return os.path.commonpath(files)
     if files:
-        return os.path.commonpath(files) if len(files) > 1 else files[0]
+        return files[0]
     return ", ".join(os.path.realpath(p) for p in inputs)
 
 
@@ -201,7 +203,7 @@ class RemoveDeprecatedCronFields(FixAction):
             preconditions.append(Precondition(
                 f"{folder} is writable (atomic write needs a temporary file there)",
                 os.access(folder, os.W_OK | os.X_OK)))
-        target = _target(paths or files, files) if (paths or files) else ", ".join(logs)
+        target = _target(paths, files) if (paths or files) else ", ".join(logs)
         summary = ("remove numbercall/doall from %d file(s)" % len(changes) if changes
                    else "no ir.cron record sets numbercall or doall")
         return Plan(NAME, target, summary, steps=steps,

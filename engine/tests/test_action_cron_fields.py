@@ -1,0 +1,193 @@
+"""remove_deprecated_cron_fields through the runner, on real module folders."""
+
+import json
+import os
+import shutil
+import textwrap
+
+import pytest
+
+from engine.actions import Context, get_action
+from engine.actions.cron_fields import cron_fields_left
+from engine.actions.runner import execute, rollback_run
+from engine.actions.store import RunStore
+from engine.audit import AuditLog
+from engine.fsutil import sha256_bytes
+
+ACTION = "remove_deprecated_cron_fields"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLE = os.path.join(REPO, "tests", "samples", "real", "odoo18-numbercall-startup-failure.log")
+IS_ROOT = os.geteuid() == 0
+
+CRON_XML = textwrap.dedent("""\
+    <?xml version="1.0" encoding="utf-8"?>
+    <odoo>
+        <!-- legacy cron, written for Odoo 16 -->
+        <record id="ir_cron_legacy" model="ir.cron">
+            <field name="name">Legacy job</field>
+            <field name="interval_type">days</field>
+            <field name="numbercall">-1</field>
+            <field name="doall" eval="False"/>
+        </record>
+        <record id="not_a_cron" model="res.partner">
+            <field name="numbercall">kept: not an ir.cron record</field>
+        </record>
+    </odoo>
+    """).encode()
+CRON_XML_FIXED = CRON_XML.replace(
+    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
+    b"",
+)
+
+
+@pytest.fixture
+def module(tmp_path):
+    folder = tmp_path / "addons" / "legacy_cron"
+    (folder / "data").mkdir(parents=True)
+    (folder / "__manifest__.py").write_text("{'name': 'Legacy', 'data': ['data/cron.xml']}\n")
+    cron = folder / "data" / "cron.xml"
+    cron.write_bytes(CRON_XML)
+    os.chmod(cron, 0o604)
+    if IS_ROOT:
+        os.chown(cron, 65534, 65534)  # nobody: the owner must survive every step
+    (folder / "data" / "views.xml").write_bytes(
+        b"<odoo><record id='v' model='ir.ui.view'/></odoo>\n")
+    return folder
+
+
+@pytest.fixture
+def context(tmp_path):
+    return Context(actor="test", audit=AuditLog(str(tmp_path / "audit.jsonl")),
+                   backup_dir=str(tmp_path / "backups"))
+
+
+def _meta(path):
+    st = os.stat(path)
+    return st.st_mode & 0o7777, st.st_uid, st.st_gid
+
+
+def test_plan_apply_verify_noop_rollback(module, context, tmp_path):
+    cron = module / "data" / "cron.xml"
+    before = _meta(cron)
+
+    # 1. plan: nothing written; the diff and the removals are there
+    planned = execute(ACTION, context, {"paths": [str(module)]}, dry_run=True)
+    assert planned.state == "planned"
+    assert planned.target == str(module)
+    assert cron.read_bytes() == CRON_XML
+    plan = planned.plan
+    assert plan["changes"] and plan["reversible"]
+    assert [r["field"] for r in plan["details"]["files"][0]["removals"]] == ["numbercall", "doall"]
+    assert '-        <field name="numbercall">-1</field>\n' in plan["diff"]
+    assert '-        <field name="doall" eval="False"/>\n' in plan["diff"]
+    assert plan["details"]["unchanged"] == [str(module / "data" / "views.xml")]
+    assert plan["steps"][0].startswith("remove numbercall (line 7, record ir_cron_legacy), "
+                                       "doall (line 8")
+
+    # 2.+3. apply and verify
+    store = RunStore(str(tmp_path / "runs"))
+    record = store.save(execute(ACTION, context, {"paths": [str(module)]}))
+    assert record.state == "done", record.error
+    assert cron.read_bytes() == CRON_XML_FIXED
+    assert _meta(cron) == before
+    assert cron_fields_left(cron.read_bytes()) == []
+    assert "verified: 1 file(s) parse with lxml" in record.output
+    backup = record.backup["files"][0]
+    assert open(backup["backup_path"], "rb").read() == CRON_XML
+    assert (backup["mode"], backup["uid"], backup["gid"]) == before
+
+    # 4. a second run changes nothing, backs up nothing
+    copies = sorted(os.listdir(context.backup_dir))
+    again = execute(ACTION, context, {"paths": [str(module)]})
+    assert again.state == "noop"
+    assert cron.read_bytes() == CRON_XML_FIXED
+    assert sorted(os.listdir(context.backup_dir)) == copies
+
+    # 5. rollback restores the exact bytes, mode and owner
+    rollback_run(store.load(record.run_id), context)
+    assert cron.read_bytes() == CRON_XML
+    assert _meta(cron) == before
+    lines = [json.loads(line) for line in open(context.audit.path)]
+    assert [line["action"].split(".")[1] for line in lines if
+            line["details"]["run_id"] == record.run_id] == ["plan", "apply", "verify", "rollback"]
+
+
+def test_from_log_fixes_exactly_the_named_file(module, context, tmp_path):
+    cron = module / "data" / "cron.xml"
+    other = tmp_path / "addons" / "other"
+    other.mkdir()
+    shutil.copy(cron, other / "cron.xml")
+    log = tmp_path / "odoo.log"
+    log.write_text(open(SAMPLE).read().replace("/srv/addons/legacy_cron/data/cron.xml",
+                                               str(cron)))
+    record = execute(ACTION, context, {"from_log": [str(log)]})
+    assert record.state == "done", record.error
+    assert record.target == str(module)  # the module folder of the named file
+    assert cron.read_bytes() == CRON_XML_FIXED
+    assert (other / "cron.xml").read_bytes() == CRON_XML
+
+
+def test_from_log_naming_a_missing_file_is_blocked(context, tmp_path):
+    record = execute(ACTION, context, {"from_log": [SAMPLE]})
+    assert record.state == "blocked"
+    assert "the log names an existing ir.cron XML file" in record.error
+    assert "/srv/addons/legacy_cron/data/cron.xml" in record.error
+
+
+def test_roots_refuse_a_file_outside(module, context, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    context.roots = (str(elsewhere),)
+    record = execute(ACTION, context, {"paths": [str(module / "data" / "cron.xml")]})
+    assert record.state == "blocked"
+    assert "outside the allowed roots" in record.error
+    assert (module / "data" / "cron.xml").read_bytes() == CRON_XML
+
+
+def test_symlink_out_of_the_module_is_skipped(module, context, tmp_path):
+    outside = tmp_path / "outside.xml"
+    outside.write_bytes(CRON_XML)
+    os.symlink(outside, module / "data" / "evil.xml")
+    record = execute(ACTION, context, {"paths": [str(module)]})
+    assert record.state == "done"
+    assert outside.read_bytes() == CRON_XML
+    assert any("outside the allowed roots" in s for s in record.plan["details"]["skipped"])
+
+
+def test_malformed_xml_blocks_with_file_and_line(context, tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(b"<odoo>\n<record id='x' model='ir.cron'>\n</odoo>\n")
+    record = execute(ACTION, context, {"paths": [str(bad)]})
+    assert record.state == "blocked"
+    assert f"{bad}:3: malformed XML" in record.error
+    assert bad.read_bytes() == b"<odoo>\n<record id='x' model='ir.cron'>\n</odoo>\n"
+
+
+def test_file_changed_between_plan_and_apply_is_refused(module, context):
+    """The plan keeps the sha256 it was made from; apply refuses other bytes."""
+    action = get_action(ACTION)
+    cron = module / "data" / "cron.xml"
+    plan = action.plan(context, {"paths": [str(module)]})
+    manifest = action.backup(context, plan)
+    edited = CRON_XML.replace(b"Legacy job", b"Edited job")
+    cron.write_bytes(edited)
+    with pytest.raises(Exception, match="changed since the plan was made"):
+        action.apply(context, plan, manifest)
+    assert cron.read_bytes() == edited
+    # a rollback of such a run keeps the foreign edit in a backup before restoring
+    out = action.rollback(context, plan, manifest)
+    assert "that content is kept in" in out
+    assert cron.read_bytes() == CRON_XML
+    kept = [p for p in os.listdir(context.backup_dir) if not p.endswith(".json")]
+    assert sorted(open(os.path.join(context.backup_dir, p), "rb").read() for p in kept) == \
+        sorted([CRON_XML, edited])
+
+
+def test_verify_measures_the_file(module, context):
+    action = get_action(ACTION)
+    plan = action.plan(context, {"paths": [str(module)]})
+    ok, detail = action.verify(context, plan)  # not applied yet: the fields are there
+    assert not ok
+    assert "still sets numbercall (line 7), doall (line 8)" in detail
+    assert sha256_bytes((module / "data" / "cron.xml").read_bytes()) == \
+        plan.details["files"][0]["sha256_before"]
