@@ -1,1 +1,7 @@
-from . import auto_heal_fix_run, auto_heal_incident, auto_heal_log_source, auto_heal_pattern
+from . import (
+    auto_heal_fix_run,
+    auto_heal_incident,
+    auto_heal_log_source,
+    auto_heal_pattern,
+    res_config_settings,
+)

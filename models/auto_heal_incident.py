@@ -15,6 +15,7 @@ States::
 import json
 import logging
 import socket
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
@@ -85,6 +86,13 @@ class AutoHealIncident(models.Model):
         "auto_heal.log.source", string="Log Source", ondelete="set null", readonly=True)
     regression_count = fields.Integer(
         readonly=True, help="How many times the incident came back after being resolved.")
+    reopen_count = fields.Integer(
+        readonly=True, copy=False,
+        help="Regressions and manual reopenings: a new round of fixing starts at each.")
+    opened_date = fields.Datetime(
+        string="Opened On", readonly=True, copy=False,
+        help="When the incident was opened, or last reopened or regressed: the start of "
+             "the time to recovery.")
     fix_run_ids = fields.One2many("auto_heal.fix.run", "incident_id", string="Fix Runs")
     fix_run_count = fields.Integer(compute="_compute_fix_run_count")
     fix_script = fields.Char(related="pattern_id.fix_script", string="Fix Action")
@@ -144,7 +152,39 @@ class AutoHealIncident(models.Model):
         return self._set_state("ignored", ("new", "acknowledged", "regressed"))
 
     def action_reopen(self):
-        return self._set_state("new", ("resolved", "ignored"))
+        result = self._set_state("new", ("resolved", "ignored"))
+        now = fields.Datetime.now()
+        for incident in self:
+            incident.write({"opened_date": now, "reopen_count": incident.reopen_count + 1})
+        return result
+
+    def action_plan_fix(self):
+        """Plan a fix run with the pattern's fix action (managers), and open it."""
+        self.ensure_one()
+        Run = self.env["auto_heal.fix.run"]
+        Run._check_manager()
+        action = self.pattern_id.fix_script
+        if not action:
+            raise UserError(self.env._("The pattern of %(incident)s has no fix action.",
+                                       incident=self.display_name))
+        run = Run.search([("incident_id", "=", self.id), ("action", "=", action),
+                          ("state", "in", ("draft", "pending", "approved", "running"))],
+                         limit=1)
+        if not run:
+            run = Run.create({
+                "incident_id": self.id, "action": action,
+                "params": json.dumps(Run._params_from_incident(self, action), sort_keys=True),
+            })
+            run._submit()
+            if run.state == "approved" and run.runs_on == "odoo":
+                Run._trigger_run_cron()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "auto_heal.fix.run",
+            "res_id": run.id,
+            "view_mode": "form",
+            "target": "current",
+        }
 
     def action_view_fix_runs(self):
         self.ensure_one()
@@ -179,6 +219,7 @@ class AutoHealIncident(models.Model):
             if captures else False,
             "signature": incident.signature,
             "log_source_id": log_source.id if log_source else False,
+            "opened_date": fields.Datetime.now(),
         }
 
     @api.model
@@ -232,8 +273,11 @@ class AutoHealIncident(models.Model):
                             source_path=incident.source_path or False,
                             source_line=min(incident.source_line or 0, _MAX_INT))
             if record.state == "resolved":
-                vals.update(state="regressed", regression_count=record.regression_count + 1)
+                vals.update(state="regressed", regression_count=record.regression_count + 1,
+                            reopen_count=record.reopen_count + 1,
+                            opened_date=fields.Datetime.now())
                 regressed.append((record, incident.count))
+                self._mark_fix_regression(record)
             # The cron posts its own message for a regression; the tracking of the
             # other writes would only add noise to the chatter.
             record.with_context(mail_notrack=True).write(vals)
@@ -247,4 +291,20 @@ class AutoHealIncident(models.Model):
                     "(last seen %(last_seen)s UTC, host %(host)s).",
                     count=count, last_seen=record.last_seen, host=host),
                 subtype_xmlid="mail.mt_note")
+        # A scan that creates or updates an incident whose pattern has a fix action
+        # plans a fix run (never a second open one).
+        self.env["auto_heal.fix.run"]._plan_for_incidents(created | updated)
         return created, updated
+
+    @api.model
+    def _mark_fix_regression(self, incident):
+        """The fix that resolved *incident* did not hold if it comes back this soon."""
+        hours = self.env["res.config.settings"]._auto_heal_settings()["regression_window_hours"]
+        run = self.env["auto_heal.fix.run"].search(
+            [("incident_id", "=", incident.id), ("resolved_incident", "=", True),
+             ("state", "=", "done")], order="ended_date desc, id desc", limit=1)
+        if run and run.ended_date and \
+                fields.Datetime.now() - run.ended_date <= timedelta(hours=hours):
+            run.write({"regressed": True})
+            return run
+        return run.browse()

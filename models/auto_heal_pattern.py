@@ -29,6 +29,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..engine.errors import PatternError
 from ..engine.patterns import SEVERITIES, PatternFileError, read_entries, validate_entry
+from ..engine.policy import consecutive_failures, should_demote
 
 _logger = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def values_from_engine(pattern):
 class AutoHealPattern(models.Model):
     _name = "auto_heal.pattern"
     _description = "Auto-Heal Error Pattern"
+    _inherit = ["mail.thread"]
     _order = "type"
     _rec_name = "name"
 
@@ -149,9 +151,114 @@ class AutoHealPattern(models.Model):
         compute="_compute_customized",
         help="The pattern differs from its version in data/patterns.json.")
 
+    # Effectiveness of the fix action (runs of this pattern's incidents).
+    fix_run_ids = fields.One2many("auto_heal.fix.run", "pattern_id", string="Fix Runs")
+    fix_run_total = fields.Integer(
+        string="Fix Runs Ended", compute="_compute_fix_effectiveness",
+        help="Fix runs that ended: done, failed or rolled back.")
+    fix_success_count = fields.Integer(string="Successes", compute="_compute_fix_effectiveness")
+    fix_failure_count = fields.Integer(
+        string="Failures", compute="_compute_fix_effectiveness",
+        help="Failed (refused and blocked included) or rolled back runs.")
+    fix_regression_count = fields.Integer(
+        string="Regressions", compute="_compute_fix_effectiveness",
+        help="Successful fixes whose incident came back within the regression window "
+             "(Settings, default 24 h).")
+    fix_mttr_minutes = fields.Float(
+        string="Mean Time to Recovery (min)", compute="_compute_fix_effectiveness",
+        digits=(16, 1),
+        help="From the incident's opening (or reopening) to its resolution by a fix, "
+             "averaged over the fixes that resolved one.")
+    fix_consecutive_failures = fields.Integer(
+        string="Automatic Failures in a Row", compute="_compute_fix_effectiveness")
+    fix_demoted = fields.Boolean(
+        string="Demoted", readonly=True, copy=False, tracking=True,
+        help="The automatic fix failed too often in a row: every fix of this pattern "
+             "needs approval until a manager restores automatic fixes.")
+    fix_demoted_date = fields.Datetime(string="Demoted On", readonly=True, copy=False)
+    fix_restored_date = fields.Datetime(
+        readonly=True, copy=False,
+        help="When automatic fixes were last restored: earlier failures no longer count.")
+
     _sql_constraints = [
         ("type_uniq", "unique(type)", "A pattern with this type code already exists."),
     ]
+
+    def _compute_fix_effectiveness(self):
+        Run = self.env["auto_heal.fix.run"]
+        stats = {pid: dict.fromkeys(("done", "failed", "rolled_back", "regressed"), 0)
+                 for pid in self.ids}
+        recovery = dict.fromkeys(self.ids, 0.0)
+        if self.ids:
+            for pattern, state, count in Run._read_group(
+                    [("pattern_id", "in", self.ids),
+                     ("state", "in", ("done", "failed", "rolled_back"))],
+                    ["pattern_id", "state"], ["__count"]):
+                stats[pattern.id][state] += count
+            for pattern, count in Run._read_group(
+                    [("pattern_id", "in", self.ids), ("regressed", "=", True)],
+                    ["pattern_id"], ["__count"]):
+                stats[pattern.id]["regressed"] = count
+            for pattern, average in Run._read_group(
+                    [("pattern_id", "in", self.ids), ("resolved_incident", "=", True)],
+                    ["pattern_id"], ["recovery_seconds:avg"]):
+                recovery[pattern.id] = (average or 0.0) / 60.0
+        for pattern in self:
+            counts = stats.get(pattern.id) or dict.fromkeys(
+                ("done", "failed", "rolled_back", "regressed"), 0)
+            pattern.fix_success_count = counts["done"]
+            pattern.fix_failure_count = counts["failed"] + counts["rolled_back"]
+            pattern.fix_run_total = pattern.fix_success_count + pattern.fix_failure_count
+            pattern.fix_regression_count = counts["regressed"]
+            pattern.fix_mttr_minutes = recovery.get(pattern.id, 0.0)
+            pattern.fix_consecutive_failures = (
+                consecutive_failures(pattern._automatic_run_states()) if pattern.id else 0)
+
+    def _automatic_run_states(self):
+        """End states of the automatic runs that count for demotion, oldest first."""
+        self.ensure_one()
+        domain = [("pattern_id", "=", self.id), ("auto_approved", "=", True),
+                  ("state", "in", ("done", "failed", "rolled_back"))]
+        if self.fix_restored_date:
+            domain.append(("ended_date", ">", self.fix_restored_date))
+        runs = self.env["auto_heal.fix.run"].search(domain, order="ended_date, id")
+        return runs.mapped("state")
+
+    def _check_demotion(self):
+        """Demote the automatic fix after N failures in a row, like Odoo 18 a failing cron."""
+        threshold = self.env["res.config.settings"]._auto_heal_settings()["demotion_threshold"]
+        for pattern in self.filtered(lambda p: not p.fix_demoted):
+            states = pattern._automatic_run_states()
+            if not should_demote(states, threshold):
+                continue
+            pattern.write({"fix_demoted": True, "fix_demoted_date": fields.Datetime.now()})
+            pattern.message_post(body=self.env._(
+                "Automatic fixes demoted to \"approval required\": the automatic fix "
+                "%(action)s failed %(count)s times in a row (threshold %(threshold)s). Every "
+                "fix of this pattern now waits for a manager's approval, until automatic "
+                "fixes are restored here.",
+                action=pattern.fix_script or "-", count=consecutive_failures(states),
+                threshold=threshold), subtype_xmlid="mail.mt_note")
+            _logger.warning("auto_heal: pattern %s demoted to approval required after %s "
+                            "failed automatic fixes", pattern.type, threshold)
+
+    def action_restore_auto_fix(self):
+        """Undo a demotion: automatic fixes again, earlier failures forgotten."""
+        self.env["auto_heal.fix.run"]._check_manager()
+        for pattern in self.filtered("fix_demoted"):
+            pattern.write({"fix_demoted": False, "fix_restored_date": fields.Datetime.now()})
+            pattern.message_post(body=self.env._(
+                "Automatic fixes restored by %(user)s.", user=self.env.user.name),
+                subtype_xmlid="mail.mt_note")
+        return True
+
+    def action_view_fix_runs(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "auto_heal.action_auto_heal_fix_run")
+        action["domain"] = [("pattern_id", "=", self.id)]
+        action["context"] = {}
+        return action
 
     @api.depends("incident_ids.state")
     def _compute_incident_counts(self):
@@ -344,7 +451,8 @@ class AutoHealPattern(models.Model):
                     _logger.info("auto_heal: pattern %r was edited here; its new version "
                                  "from %s is offered, not applied", kind, path)
         if to_create:
-            self.create(to_create)
+            self.with_context(mail_create_nolog=True, mail_create_nosubscribe=True).create(
+                to_create)
         _logger.info(
             "auto_heal: patterns from %s: %d created, %d updated, %d kept (edited), "
             "%d skipped", path, len(summary["created"]), len(summary["updated"]),

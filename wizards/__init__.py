@@ -1,0 +1,1 @@
+from . import auto_heal_fix_run_reject
