@@ -362,17 +362,29 @@ class TestScan(ScanCase):
                   queries_for(2, 3, "qc"), queries_for(2, 30, "qd")]
         self.assertEqual(counts, [counts[0]] * 4)
 
-    def test_fix_run_defaults_to_the_pattern_fix_action(self):
+    def test_scan_plans_a_fix_run_with_the_pattern_fix_action(self):
+        self.env["ir.config_parameter"].set_param("auto_heal.environment", "prod")
         source, path = self.make_source()
         self.write(path, self.sample, "wb")
         self.scan(source)
         cron = self.incident(source, "cron_field_deprecated")
-        run = self.env["auto_heal.fix.run"].create({"incident_id": cron.id})
-        self.assertEqual(run.state, "draft")
-        self.assertTrue(cron.pattern_id.fix_script)
+        self.assertEqual(cron.fix_run_count, 1)
+        run = cron.fix_run_ids
         self.assertEqual(run.action, cron.pattern_id.fix_script)
         self.assertIn(run.action, run.name)
+        self.assertEqual(run.params, '{"path": "/srv/addons/legacy_cron/data/cron.xml"}')
+        # The file is not in a writable addons path of this Odoo: the watchdog runs it.
+        self.assertEqual((run.runs_on, run.state), ("host", "pending"))
+        self.assertEqual(run.approval_reason,
+                         "prod: high severity needs approval (default for prod)")
+        # A second scan of new occurrences plans no second open run.
+        self.write(path, self.sample_block(6001, 50))
+        self.scan(source)
+        self.assertEqual(cron.count, 2)
         self.assertEqual(cron.fix_run_count, 1)
+        # Incidents without a fix action get no run.
+        self.assertFalse(self.incidents(source).filtered(
+            lambda i: not i.pattern_id.fix_script).fix_run_ids)
         cron.unlink()
         self.assertFalse(run.exists())
 

@@ -1,6 +1,6 @@
 """Access: nothing for internal users outside the Auto-Heal groups."""
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
 MODELS = ("auto_heal.incident", "auto_heal.pattern", "auto_heal.fix.run",
@@ -87,9 +87,12 @@ class TestSecurity(TransactionCase):
             {"name": "manager source", "path": "/nonexistent/auto_heal/manager.log"})
         source.action_scan_now()
         self.assertEqual(source.last_scan_state, "missing")
+        with self.assertRaises(ValidationError):  # the class's draft run is still open
+            self.env["auto_heal.fix.run"].with_user(self.manager).create(
+                {"incident_id": self.incident.id})
         run = self.env["auto_heal.fix.run"].with_user(self.manager).create(
-            {"incident_id": self.incident.id})
-        self.assertEqual(run.action, "ah_test_fix")
+            {"incident_id": self.incident.id, "action": "ah_test_other_fix"})
+        self.assertEqual(run.action, "ah_test_other_fix")
         run.unlink()
         self.assertFalse(run.exists())
 
@@ -112,6 +115,7 @@ class TestSecurity(TransactionCase):
             "auto_heal.incident": "action_acknowledge",
             "auto_heal.log.source": "action_scan_now",
             "auto_heal.pattern": "action_use_file_version",
+            "auto_heal.fix.run": "action_approve",
         }
         for model, button in buttons.items():
             user_arch = self.env[model].with_user(self.user).get_views(
