@@ -22,6 +22,7 @@ True
 """
 
 import itertools
+import re
 
 from engine.errors import EngineError
 from engine.secrets import mask_secrets
@@ -34,7 +35,7 @@ class RPCError(EngineError):
 
     def __init__(self, message, secret=None):
         text = " ".join(str(message).split())
-        if secret:
+        if secret and len(secret) >= 8:  # a short "key" would mask ordinary words
             text = text.replace(secret, "***")
         super().__init__(mask_secrets(text))
 
@@ -63,6 +64,9 @@ def _reason(exc):
     if isinstance(inner, OSError) and inner.strerror:
         return inner.strerror
     text = str(inner)
+    errno_text = re.search(r"\[Errno -?\d+\] ([^)\]'\"]+)", text)
+    if errno_text:
+        return errno_text.group(1).strip()
     if text.startswith("<") and ": " in text:
         text = text.split(": ", 1)[1]
     return text.split("\n")[0]

@@ -144,8 +144,14 @@ class RemoveDeprecatedCronFields(FixAction):
         logs = as_list(params.get("from_log"))
         if not paths and not logs:
             raise ActionError(f"{NAME} needs paths or from_log")
-        skipped, missing, files = [], [], []
+        skipped, missing, files, outside = [], [], [], []
         for path in paths:
+            if context.roots:
+                try:
+                    fsutil.resolve_inside(path, context.roots)
+                except fsutil.PathEscapeError as exc:  # not even walked
+                    outside.append(str(exc))
+                    continue
             found = fixes.find_xml_files([path], on_skip=lambda p, why: skipped.append(why))
             files.extend(f for f in found if f not in files)
         if logs:
@@ -159,7 +165,6 @@ class RemoveDeprecatedCronFields(FixAction):
                 missing.extend(g for g in gone if g not in missing)
         roots = [os.path.realpath(r) for r in context.roots] or \
             [os.path.realpath(p) for p in paths] + [f for f in files if not paths]
-        outside = []
         for path in list(files):
             try:
                 fsutil.resolve_inside(path, roots)

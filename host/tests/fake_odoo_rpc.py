@@ -1,0 +1,144 @@
+"""A tiny stand-in for Odoo's ``/jsonrpc`` endpoint, run as its own process.
+
+It speaks the contract ``bin/auto-heal run-approved`` relies on, and nothing
+more: ``common.authenticate`` (an API key as the password) and
+``object.execute_kw`` on ``auto_heal.fix.run`` with ``watchdog_claim(host)``
+and ``watchdog_report(id, record)``. Its whole state is one JSON file that
+the test writes first and reads afterwards::
+
+    {"db": "prod", "login": "watchdog", "key": "...", "uid": 7, "mode": "ok",
+     "runs": [{"id": 1, "state": "approved", "action": "...", "params": {...},
+               "incident": "fp"}]}
+
+``mode`` makes it fail the ways a real server fails: ``http500`` (an HTML
+error page with status 500), ``not_json``, ``rpc_error`` (an AccessError in
+the JSON-RPC error object, as Odoo sends it), ``report_error`` (only
+``watchdog_report`` fails).
+
+Usage: ``python fake_odoo_rpc.py STATE.json`` prints the port, then serves.
+"""
+
+import json
+import os
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "auto_heal.fix.run"
+#: run record state -> fix run state, as the addon maps them
+STATES = {"done": "done", "noop": "done", "rolled_back": "rolled_back"}
+
+
+class Fault(Exception):
+    def __init__(self, name, message):
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
+def _dispatch(state, service, method, args):
+    if service == "common" and method == "version":
+        return {"server_version": "18.0", "protocol_version": 1}
+    if service == "common" and method == "authenticate":
+        db, login, key = args[0], args[1], args[2]
+        if db != state["db"]:
+            raise Fault("psycopg2.OperationalError",
+                        f'connection to server failed: FATAL:  database "{db}" does not exist')
+        return state["uid"] if (login, key) == (state["login"], state["key"]) else False
+    if service != "object" or method != "execute_kw":
+        raise Fault("builtins.NameError", f"{service}.{method} is not a known method")
+    db, uid, key, model, name, margs = args[:6]
+    if (db, uid, key) != (state["db"], state["uid"], state["key"]):
+        raise Fault("odoo.exceptions.AccessDenied", "Access Denied")
+    if state.get("mode") == "rpc_error":
+        raise Fault("odoo.exceptions.AccessError",
+                    "You are not allowed to access 'Fix Run' (auto_heal.fix.run) records.")
+    if model != MODEL:
+        raise Fault("builtins.KeyError", model)
+    if name == "watchdog_claim":
+        host = margs[0]
+        claimed = []
+        for run in state["runs"]:
+            if run["state"] == "approved":
+                run.update(state="running", host=host)
+                claimed.append({k: run.get(k) for k in ("id", "action", "params", "incident")})
+        return claimed
+    if name == "watchdog_report":
+        if state.get("mode") == "report_error":
+            raise Fault("odoo.exceptions.ValidationError", "the run is not running")
+        run_id, record = margs
+        for run in state["runs"]:
+            if run["id"] == run_id:
+                run["state"] = STATES.get(record.get("state"), "failed")
+                run["record"] = record
+                return True
+        raise Fault("odoo.exceptions.MissingError", f"fix run {run_id} does not exist")
+    raise Fault("builtins.AttributeError", f"type object '{MODEL}' has no attribute '{name}'")
+
+
+def serve(state_path):
+    lock = threading.Lock()
+
+    def load():
+        with open(state_path) as fh:
+            return json.load(fh)
+
+    def save(state):
+        tmp = state_path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(state, fh, indent=1)
+        os.replace(tmp, state_path)
+
+    class Handler(BaseHTTPRequestHandler):
+        def reply(self, code, data, content_type="application/json"):
+            body = data if isinstance(data, bytes) else json.dumps(data).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            length = int(self.headers.get("Content-Length") or 0)
+            request = json.loads(self.rfile.read(length) or b"{}")
+            with lock:
+                state = load()
+                params = request.get("params") or {}
+                # never keep the arguments: they hold the API key
+                state.setdefault("calls", []).append(
+                    [self.path, params.get("service"), params.get("method"),
+                     (params.get("args") or [None] * 5)[4] if params.get("method") ==
+                     "execute_kw" else None])
+                mode = state.get("mode", "ok")
+                if self.path != "/jsonrpc":
+                    save(state)
+                    return self.reply(404, b"<html>404 Not Found</html>", "text/html")
+                if mode == "http500":
+                    save(state)
+                    return self.reply(500, b"<html>Internal Server Error</html>", "text/html")
+                if mode == "not_json":
+                    save(state)
+                    return self.reply(200, b"<html>Odoo is starting</html>", "text/html")
+                try:
+                    result = _dispatch(state, params.get("service"), params.get("method"),
+                                       params.get("args") or [])
+                    answer = {"jsonrpc": "2.0", "id": request.get("id"), "result": result}
+                except Fault as fault:
+                    answer = {"jsonrpc": "2.0", "id": request.get("id"), "error": {
+                        "code": 200, "message": "Odoo Server Error",
+                        "data": {"name": fault.name, "message": fault.message,
+                                 "arguments": [fault.message], "context": {},
+                                 "debug": "Traceback (most recent call last):\n..."}}}
+                save(state)
+                self.reply(200, answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1])

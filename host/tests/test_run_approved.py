@@ -1,0 +1,315 @@
+"""run-approved and host/rpc.py against a real HTTP server process speaking
+Odoo's JSON-RPC contract (host/tests/fake_odoo_rpc.py). The real Odoo 18
+end to end is test_run_approved_odoo.py."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from host.rpc import OdooRPC, RPCError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(REPO, "bin", "auto-heal")
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_odoo_rpc.py")
+KEY = "9f2c1e7d5b3a48a6b0c4e1f2a3b4c5d6e7f8a9b0"
+
+CRON_XML = textwrap.dedent("""\
+    <?xml version="1.0" encoding="utf-8"?>
+    <odoo>
+        <record id="ir_cron_legacy" model="ir.cron">
+            <field name="name">Legacy job</field>
+            <field name="numbercall">-1</field>
+            <field name="doall" eval="False"/>
+        </record>
+    </odoo>
+    """).encode()
+CRON_XML_FIXED = CRON_XML.replace(
+    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
+    b"")
+
+
+class FakeOdoo:
+    def __init__(self, tmp_path, runs=(), mode="ok"):
+        self.state_path = tmp_path / "fake_odoo_state.json"
+        self.write({"db": "prod", "login": "watchdog", "key": KEY, "uid": 7, "mode": mode,
+                    "runs": list(runs)})
+        self.proc = subprocess.Popen([sys.executable, FAKE, str(self.state_path)],
+                                     stdout=subprocess.PIPE, text=True)
+        self.url = "http://127.0.0.1:%s" % self.proc.stdout.readline().strip()
+
+    def write(self, state):
+        self.state_path.write_text(json.dumps(state))
+
+    def state(self):
+        return json.loads(self.state_path.read_text())
+
+    def set_mode(self, mode):
+        state = self.state()
+        state["mode"] = mode
+        self.write(state)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fake_odoo(tmp_path):
+    servers = []
+
+    def start(runs=(), mode="ok"):
+        server = FakeOdoo(tmp_path, runs, mode)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def run(args, home, key=KEY, timeout=120):
+    env = dict(os.environ)
+    env.pop("AUTO_HEAL_DEBUG", None)
+    env["AUTO_HEAL_HOME"] = str(home)
+    env.pop("AUTO_HEAL_API_KEY", None)
+    if key is not None:
+        env["AUTO_HEAL_API_KEY"] = key
+    return subprocess.run([sys.executable, BIN] + [str(a) for a in args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _no_key_anywhere(home, *texts):
+    for text in texts:
+        assert KEY not in text
+    for dirpath, _, filenames in os.walk(home):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                assert KEY.encode() not in fh.read(), name
+
+
+# --------------------------------------------------------------------------
+# the client
+
+
+def test_client_login_and_calls(fake_odoo):
+    server = fake_odoo([{"id": 1, "state": "approved", "action": "x", "params": {},
+                         "incident": "fp"}])
+    client = OdooRPC(server.url, "prod", "watchdog", KEY, timeout=10)
+    assert client.login() == 7
+    assert client.call("common", "version")["server_version"] == "18.0"
+    claimed = client.execute_kw("auto_heal.fix.run", "watchdog_claim", ["host1"])
+    assert claimed == [{"id": 1, "action": "x", "params": {}, "incident": "fp"}]
+    assert client.execute_kw("auto_heal.fix.run", "watchdog_claim", ["host1"]) == []
+    assert server.state()["runs"][0]["host"] == "host1"
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("bad login", "login refused for 'watchdog' on database 'prod' (wrong login or API key)"),
+    ("bad db", 'Odoo refused common.authenticate: psycopg2.OperationalError: connection to '
+               'server failed: FATAL: database "nope" does not exist'),
+    ("http500", "HTTP 500 from http://127.0.0.1:PORT/jsonrpc"),
+    ("not_json", "http://127.0.0.1:PORT/jsonrpc did not answer JSON-RPC (is it Odoo?)"),
+    ("rpc_error", "Odoo refused object.execute_kw: odoo.exceptions.AccessError: You are not "
+                  "allowed to access 'Fix Run' (auto_heal.fix.run) records."),
+])
+def test_client_errors_are_one_line(fake_odoo, case, expected):
+    server = fake_odoo(mode=case if case in ("http500", "not_json", "rpc_error") else "ok")
+    client = OdooRPC(server.url, "nope" if case == "bad db" else "prod", "watchdog",
+                     "wrong" if case == "bad login" else KEY, timeout=10)
+    with pytest.raises(RPCError) as info:
+        client.execute_kw("auto_heal.fix.run", "watchdog_claim", ["h"])
+    message = str(info.value)
+    assert message == expected.replace("PORT", server.url.rsplit(":", 1)[1])
+    assert "\n" not in message and KEY not in message
+
+
+def test_client_unreachable_and_timeout():
+    with pytest.raises(RPCError, match=r"cannot reach http://127.0.0.1:\d+/jsonrpc: "
+                                       "Connection refused"):
+        OdooRPC("http://127.0.0.1:%d" % _free_port(), "db", "u", KEY, timeout=5).login()
+    with socket.socket() as silent:  # accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        with pytest.raises(RPCError, match=r"no answer from .* within 1s"):
+            OdooRPC(url, "db", "u", KEY, timeout=1).login()
+
+
+# --------------------------------------------------------------------------
+# run-approved
+
+
+@pytest.fixture
+def addons(tmp_path):
+    root = tmp_path / "addons"
+    (root / "legacy_cron" / "data").mkdir(parents=True)
+    cron = root / "legacy_cron" / "data" / "cron.xml"
+    cron.write_bytes(CRON_XML)
+    return root
+
+
+def test_run_approved_runs_claimed_host_runs_and_reports(fake_odoo, addons, home, tmp_path):
+    cron = addons / "legacy_cron" / "data" / "cron.xml"
+    server = fake_odoo([
+        {"id": 11, "state": "approved", "action": "remove_deprecated_cron_fields",
+         "params": {"paths": [str(cron)]}, "incident": "fp-cron"},
+        {"id": 12, "state": "pending", "action": "remove_deprecated_cron_fields",
+         "params": {"paths": [str(cron)]}, "incident": "fp-cron"},
+    ])
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--root", addons, "--host", "web1"], home)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert cron.read_bytes() == CRON_XML_FIXED
+    state = server.state()
+    done, pending = state["runs"]
+    assert (done["state"], done["host"]) == ("done", "web1")
+    assert pending["state"] == "pending"  # not approved: not claimed, not run
+    record = done["record"]
+    assert record["state"] == "done" and record["incident"] == "fp-cron"
+    assert record["actor"] == "watchdog:watchdog@prod"
+    assert record["action"] == "remove_deprecated_cron_fields" and record["target"] == str(cron)
+    assert "verified:" in record["output"]
+    assert record["plan"]["diff"].count("\n-") == 2
+    # the local run store has it too: `rollback RUN_ID` works on the host
+    assert (home / "runs" / ("%s.json" % record["run_id"])).exists()
+    assert "fix run 11: remove_deprecated_cron_fields %s -> done" % cron in result.stdout
+    audit = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
+    assert {a["actor"] for a in audit} == {"watchdog:watchdog@prod"}
+    assert {a["details"]["incident"] for a in audit} == {"fp-cron"}
+    _no_key_anywhere(home, result.stdout, result.stderr)
+    assert [c[1:] for c in state["calls"]] == [
+        ["common", "authenticate", None], ["object", "execute_kw", "watchdog_claim"],
+        ["object", "execute_kw", "watchdog_report"]]
+
+    rollback = run(["rollback", record["run_id"]], home)
+    assert rollback.returncode == 0, rollback.stderr
+    assert cron.read_bytes() == CRON_XML
+
+    # nothing approved any more: nothing to do
+    again = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                 "--root", addons, "--host", "web1"], home)
+    assert again.returncode == 0
+    assert again.stdout.strip() == "no approved host fix run for web1"
+
+
+def test_run_approved_refuses_what_the_host_does_not_allow(fake_odoo, addons, home, tmp_path):
+    marker = tmp_path / "ran"
+    server = fake_odoo([
+        {"id": 1, "state": "approved", "action": "restart_service", "incident": "",
+         "params": {"service": "odoo", "via": "command", "url": "http://127.0.0.1:9",
+                    "command": ["/usr/bin/touch", str(marker)]}},
+        {"id": 2, "state": "approved", "action": "reset_stuck_module_states", "params": {},
+         "incident": ""},
+        {"id": 3, "state": "approved", "action": "no_such_action", "params": {},
+         "incident": ""},
+        {"id": 4, "state": "approved", "action": "remove_deprecated_cron_fields",
+         "params": "not json", "incident": ""},
+        {"id": 5, "state": "approved", "action": "remove_deprecated_cron_fields",
+         "params": {"paths": ["/etc"]}, "incident": ""},
+    ])
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--root", addons], home)
+    assert result.returncode == 1, result.stderr
+    assert not marker.exists()  # an argv from the database never runs here
+    records = {r["id"]: r["record"] for r in server.state()["runs"]}
+    assert {r["state"] for r in records.values()} == {"blocked"}
+    assert "via command is refused from Odoo" in records[1]["error"]
+    assert "runs inside Odoo" in records[2]["error"]
+    assert "unknown fix action 'no_such_action'" in records[3]["error"]
+    assert "params are not JSON" in records[4]["error"]
+    assert "outside the allowed roots" in records[5]["error"]
+    assert {r["state"] for r in server.state()["runs"]} == {"failed"}
+    assert "5 run(s) claimed, 5 need attention" in result.stdout
+
+
+def test_run_approved_file_actions_need_a_root(fake_odoo, addons, home):
+    cron = addons / "legacy_cron" / "data" / "cron.xml"
+    server = fake_odoo([{"id": 1, "state": "approved", "action":
+                         "remove_deprecated_cron_fields", "params": {"paths": [str(cron)]},
+                         "incident": ""}])
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog"],
+                 home)
+    assert result.returncode == 1
+    assert "needs --root" in server.state()["runs"][0]["record"]["error"]
+    assert cron.read_bytes() == CRON_XML
+
+
+def test_run_approved_budget_comes_from_the_local_history(fake_odoo, addons, home):
+    cron = addons / "legacy_cron" / "data" / "cron.xml"
+    first = run(["fix", "remove_deprecated_cron_fields", "--path", cron], home)
+    assert first.returncode == 0, first.stdout + first.stderr
+    cron.write_bytes(CRON_XML)  # a deployment brings the broken file back
+    server = fake_odoo([{"id": 1, "state": "approved", "action":
+                         "remove_deprecated_cron_fields", "params": {"paths": [str(cron)]},
+                         "incident": "fp"}])
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--root", addons, "--budget-max-runs", "1"], home)
+    assert result.returncode == 1
+    record = server.state()["runs"][0]["record"]
+    assert (record["state"], record["escalate"]) == ("refused", True)
+    assert "budget used up: 1 runs within 30 min" in record["error"]
+    assert "escalate: a person must look at" in result.stdout
+    assert cron.read_bytes() == CRON_XML
+
+
+def test_run_approved_report_failure_is_reported(fake_odoo, addons, home):
+    cron = addons / "legacy_cron" / "data" / "cron.xml"
+    server = fake_odoo([{"id": 1, "state": "approved", "action":
+                         "remove_deprecated_cron_fields", "params": {"paths": [str(cron)]},
+                         "incident": ""}], mode="report_error")
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--root", addons], home)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "auto-heal: error: fix run 1: Odoo refused object.execute_kw: "
+        "odoo.exceptions.ValidationError: the run is not running"]
+    assert "NOT reported" in result.stdout
+    assert cron.read_bytes() == CRON_XML_FIXED  # the fix itself was done and recorded locally
+    assert len(list((home / "runs").iterdir())) == 1
+
+
+@pytest.mark.parametrize("case", ["bad key", "http500", "rpc_error", "unreachable", "bad db"])
+def test_run_approved_errors_are_one_line_exit_2(fake_odoo, home, tmp_path, case):
+    server = fake_odoo([], mode=case if case in ("http500", "rpc_error") else "ok")
+    url = "http://127.0.0.1:%d" % _free_port() if case == "unreachable" else server.url
+    result = run(["run-approved", "--url", url, "--db", "nope" if case == "bad db" else "prod",
+                  "--login", "watchdog"], home, key="wrong-key" if case == "bad key" else KEY)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("auto-heal: error: "), lines
+    assert "Traceback" not in result.stderr
+    assert {"bad key": "login refused", "http500": "HTTP 500", "rpc_error": "AccessError",
+            "unreachable": "cannot reach", "bad db": "does not exist"}[case] in lines[0]
+    _no_key_anywhere(home, result.stdout, result.stderr)
+
+
+def test_run_approved_api_key_file(fake_odoo, home, tmp_path):
+    server = fake_odoo([])
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    os.chmod(key_file, 0o600)
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--api-key-file", key_file, "--host", "h"], home, key=None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "no approved host fix run for h"
+    missing = run(["run-approved", "--url", server.url, "--db", "prod"], home, key=None)
+    assert missing.returncode == 2
+    assert "needs an API key" in missing.stderr
