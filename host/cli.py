@@ -300,8 +300,14 @@ runner (budgets from the local runs folder), and writes each record back
 (watchdog_report(id, record)).
 
 Safety on this host: file actions need --root and stay inside it; config
-versions come from --versions only; restart_service "via command" is refused
-(an argv from the database never runs as root here).
+versions come from --versions only; the parameters in --action-params win
+over Odoo's; restart_service "via command" runs only an argv configured in
+--action-params (an argv from the database never runs as root here).
+
+--action-params FILE, for example:
+  {"fix_permissions": {"owner": "odoo:odoo", "config": "/etc/odoo/odoo.conf"},
+   "restart_service": {"service": "postgresql", "via": "pg_ctlcluster",
+                       "cluster": "15/main", "dsn": "host=/run/postgresql dbname=postgres"}}
 
 exit codes: 0 every claimed run done or nothing to change (or none claimed),
 1 a run was refused, blocked, rolled back or failed, or a report did not
@@ -622,6 +628,10 @@ def build_parser():
                    help="allowed root for file actions (repeatable; required for them)")
     p.add_argument("--versions", metavar="DIR",
                    help="config versions for restore_config (default: as for fix)")
+    p.add_argument("--action-params", metavar="FILE",
+                   help="JSON {ACTION: {param: value}}: this host's parameters; they win over "
+                   "the ones from Odoo (e.g. fix_permissions owner and config, "
+                   "restart_service via, datadir, dsn)")
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
                    help="JSON-RPC timeout (default: 30)")
     p.set_defaults(func=cmd_run_approved)
@@ -1318,7 +1328,23 @@ def _not_run(claim, action, actor, reason):
                      params={}, state="blocked", error=reason, started=now, ended=now)
 
 
-def _run_claim(claim, args, store, actor):
+def _host_params(path):
+    """The ``--action-params`` file: ``{action: {param: value}}``."""
+    if not path:
+        return {}
+    _check_readable(path, "action parameters file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except ValueError as exc:
+        raise UsageError("argument --action-params: not JSON: %s" % exc) from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError("argument --action-params: must be a JSON object of objects "
+                         '({"ACTION": {"param": value}})')
+    return data
+
+
+def _run_claim(claim, args, store, actor, host_params):
     from engine.actions.base import ActionError, get_action
 
     name = claim.get("action")
@@ -1338,9 +1364,13 @@ def _run_claim(claim, args, store, actor):
         return _not_run(claim, name, actor, "%s runs inside Odoo, not on the host" % name)
     if action.name in FILE_ACTIONS and not args.root:
         return _not_run(claim, name, actor, "run-approved needs --root to run file actions")
-    if action.name == "restart_service" and params.get("via") == "command":
+    mine = host_params.get(action.name, {})
+    params = dict(params, **mine)  # this host's parameters win
+    if action.name == "restart_service" and params.get("via") == "command" and \
+            "command" not in mine:
         return _not_run(claim, name, actor, "restart_service via command is refused from "
-                        "Odoo: an argv from the database never runs on this host")
+                        "Odoo: an argv from the database never runs on this host (configure "
+                        "it in --action-params)")
     if action.name == "restore_config":
         params["versions_dir"] = args.versions or _default_dir("config")
     context = _run_context(args, actor=actor, roots=args.root,
@@ -1358,6 +1388,7 @@ def cmd_run_approved(args):
     from host.rpc import OdooRPC, RPCError
 
     key = _api_key(args)
+    host_params = _host_params(args.action_params)
     login = args.login or os.environ.get("AUTO_HEAL_LOGIN") or "admin"
     host = args.host or socket.gethostname()
     _audit_log(args)  # refuse now, before claiming anything, if it cannot be written
@@ -1373,7 +1404,7 @@ def cmd_run_approved(args):
     actor = "watchdog:%s@%s" % (login, args.db)
     trouble = 0
     for claim in claims:
-        record = _run_claim(claim, args, store, actor)
+        record = _run_claim(claim, args, store, actor, host_params)
         try:
             client.execute_kw(FIX_RUN_MODEL, "watchdog_report",
                               [claim.get("id"), record.to_dict()])

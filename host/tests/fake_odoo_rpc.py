@@ -1,7 +1,7 @@
 """A tiny stand-in for Odoo's ``/jsonrpc`` endpoint, run as its own process.
 
 It speaks the contract ``bin/auto-heal run-approved`` relies on, and nothing
-more: ``common.authenticate`` (an API key as the password) and
+more: ``GET /web/health``, ``common.authenticate`` (an API key as the password) and
 ``object.execute_kw`` on ``auto_heal.fix.run`` with ``watchdog_claim(host)``
 and ``watchdog_report(id, record)``. Its whole state is one JSON file that
 the test writes first and reads afterwards::
@@ -97,6 +97,11 @@ def serve(state_path):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            if self.path.split("?")[0] == "/web/health":
+                return self.reply(200, {"status": "pass"})
+            self.reply(404, b"<html>404 Not Found</html>", "text/html")
 
         def do_POST(self):  # noqa: N802 - http.server's naming
             length = int(self.headers.get("Content-Length") or 0)

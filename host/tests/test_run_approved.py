@@ -4,6 +4,7 @@ end to end is test_run_approved_odoo.py."""
 
 import json
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -313,3 +314,46 @@ def test_run_approved_api_key_file(fake_odoo, home, tmp_path):
     missing = run(["run-approved", "--url", server.url, "--db", "prod"], home, key=None)
     assert missing.returncode == 2
     assert "needs an API key" in missing.stderr
+
+
+def test_run_approved_host_parameters_win(fake_odoo, tmp_path, home):
+    """Odoo names the path (an Errno 13 capture); this host decides the owner, the
+    modes and the restart command. Odoo's own argv never runs."""
+    data = tmp_path / "data"
+    (data / "filestore").mkdir(parents=True)
+    os.chmod(data / "filestore", 0o700)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    marker = tmp_path / "odoo-argv-ran"
+    server = fake_odoo([
+        {"id": 1, "state": "approved", "action": "fix_permissions", "incident": "fp-13",
+         "params": {"path": str(data / "filestore" / "x"), "owner": "nobody",
+                    "dir_mode": "0755"}},
+        {"id": 2, "state": "approved", "action": "restart_service", "incident": "fp-db",
+         "params": {"service": "odoo", "via": "command",
+                    "command": ["/usr/bin/touch", str(marker)]}},
+    ])
+    server_url = server.url
+    host_params = tmp_path / "host-params.json"
+    host_params.write_text(json.dumps({
+        "fix_permissions": {"owner": me, "dir_mode": "0750", "roots": [str(data)]},
+        "restart_service": {"via": "command", "command": ["/bin/true"], "url": server_url,
+                            "timeout": 10}}))
+    result = run(["run-approved", "--url", server_url, "--db", "prod", "--login", "watchdog",
+                  "--root", data, "--action-params", host_params], home)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    st = os.stat(data / "filestore")
+    assert (st.st_mode & 0o7777, st.st_uid) == (0o750, os.getuid())
+    assert not marker.exists()
+    records = {r["id"]: r["record"] for r in server.state()["runs"]}
+    assert records[1]["state"] == "done" and records[1]["params"]["owner"] == me
+    assert records[2]["state"] == "done"
+    assert records[2]["plan"]["details"]["argv"] == ["/bin/true"]
+
+
+def test_run_approved_bad_action_params_file(fake_odoo, tmp_path, home):
+    bad = tmp_path / "params.json"
+    bad.write_text('["not", "an", "object"]')
+    result = run(["run-approved", "--url", "http://127.0.0.1:9", "--db", "prod",
+                  "--action-params", bad], home)
+    assert result.returncode == 2
+    assert result.stderr.startswith("auto-heal: error: argument --action-params: must be")
