@@ -1,0 +1,74 @@
+"""The watchdog contract over real JSON-RPC: ``bin/auto-heal run-approved`` against this Odoo.
+
+A host fix run approved here is claimed by the real CLI (a separate process)
+with a Manager's API key, run on the host, and reported back; the XML file on
+disk is fixed and the run, its output and its incident are updated in Odoo.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from odoo.tests import HttpCase, new_test_user, tagged
+
+from .test_fix_actions import LEGACY_CRON
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(REPO, "bin", "auto-heal")
+
+
+@tagged("post_install", "-at_install")
+class TestWatchdogOverRpc(HttpCase):
+    def test_run_approved_claims_runs_and_reports_back(self):
+        self.env["ir.config_parameter"].set_param("auto_heal.environment", "prod")
+        manager = new_test_user(
+            self.env, "ah_watchdog", groups="base.group_user,auto_heal.group_auto_heal_manager")
+        key = self.env["res.users.apikeys"].with_user(manager).sudo()._generate(
+            None, "auto_heal watchdog", None)
+        root = tempfile.mkdtemp(prefix="auto_heal-watchdog-")
+        self.addCleanup(shutil.rmtree, root, True)
+        xml = os.path.join(root, "legacy_cron", "data", "cron.xml")
+        os.makedirs(os.path.dirname(xml))
+        with open(xml, "wb") as handle:
+            handle.write(LEGACY_CRON)
+
+        pattern = self.env["auto_heal.pattern"].search([("type", "=", "cron_field_deprecated")])
+        incident = self.env["auto_heal.incident"].create({
+            "fingerprint": "ah-rpc-1", "pattern_id": pattern.id,
+            "pattern_type": pattern.type, "severity": pattern.severity,
+            "message": "Invalid field 'numbercall' on model 'ir.cron'",
+            "captures": json.dumps({"xml_file": xml}),
+        })
+        run = self.env["auto_heal.fix.run"]._plan_for_incidents(incident)
+        self.assertEqual((run.runs_on, run.state), ("host", "pending"))
+        run.with_user(manager).action_approve()
+        self.env.flush_all()
+
+        state = os.path.join(root, "state")
+        result = subprocess.run(
+            [sys.executable, BIN, "run-approved", "--url", self.base_url(),
+             "--db", self.env.cr.dbname, "--login", manager.login, "--host", "wd-test",
+             "--root", root, "--audit-log", os.path.join(state, "audit.jsonl"),
+             "--backup-dir", os.path.join(state, "backups"),
+             "--runs-dir", os.path.join(state, "runs")],
+            env=dict(os.environ, AUTO_HEAL_API_KEY=key), capture_output=True, text=True,
+            timeout=300, check=False)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"fix run {run.id}: remove_deprecated_cron_fields", result.stdout)
+        self.assertNotIn(key, result.stdout + result.stderr)
+
+        self.env.invalidate_all()
+        self.assertEqual((run.state, run.claimed_by), ("done", "wd-test"), run.error)
+        self.assertIn("numbercall", run.plan)
+        self.assertIn("verified", run.output)
+        self.assertTrue(run.engine_run_id)
+        self.assertTrue(os.path.exists(os.path.join(state, "runs", f"{run.engine_run_id}.json")))
+        self.assertIn(os.path.join(state, "backups"), run.backup_location)
+        self.assertEqual(incident.state, "resolved")
+        with open(xml, "rb") as handle:
+            fixed = handle.read()
+        self.assertNotIn(b"numbercall", fixed)
+        self.assertNotIn(b"doall", fixed)
