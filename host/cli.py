@@ -207,19 +207,22 @@ data still sets either fails to install ("Invalid field 'numbercall' on model
 'ir.cron'", then "Failed to initialize database"). Both are removed at once.
 Only <record model="ir.cron"> records of Odoo data files are touched, and
 only those fields; every other byte (comments, encoding, quoting, blank lines,
-line endings) is kept. Each changed file is backed up first (bytes, mode,
-owner, sha256), written atomically, verified, and restored from the backup
-if verification fails; each change is one line in the audit log.
+line endings) is kept. It is the remove_deprecated_cron_fields fix action,
+run once per file through the engine's runner: each changed file is backed
+up first (bytes, mode, owner, sha256), written atomically, verified, and
+restored from the backup if verification fails; each step is one line in the
+audit log, and each fixed file prints a run id that `rollback` undoes.
 
 defaults: --backup-dir $AUTO_HEAL_HOME/backups, else
 /var/lib/odoo_auto_heal/backups when writable, else
-~/.local/state/auto_heal/backups. --audit-log $AUTO_HEAL_HOME/audit.jsonl,
-else /var/log/odoo_auto_heal/audit.jsonl when writable, else
+~/.local/state/auto_heal/backups; --runs-dir likewise .../runs.
+--audit-log $AUTO_HEAL_HOME/audit.jsonl, else
+/var/log/odoo_auto_heal/audit.jsonl when writable, else
 ~/.local/state/auto_heal/audit.jsonl.
 
-exit codes: 0 done or nothing to fix, 1 (--check) files would change,
-2 bad input (a missing path, malformed XML: the other files are still
-processed), 3 internal error.
+exit codes: 0 done or nothing to fix, 1 (--check) files would change, or a
+file was refused by its budget or rolled back, 2 bad input (a missing path,
+malformed XML: the other files are still processed), 3 internal error.
 """
 
 HEALTH_EPILOG = """\
