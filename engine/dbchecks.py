@@ -532,6 +532,7 @@ def check_cron_near_deactivation(cursor, settings=None, ctx=None):
     s = resolve_settings(settings)
     rows = _query(cursor, f"""
         SELECT id, cron_name, failure_count, first_failure_date, nextcall,
+               nextcall <= {NOW_UTC} AS due,
                EXTRACT(EPOCH FROM {NOW_UTC} - first_failure_date)::float8 AS failing_seconds,
                EXTRACT(EPOCH FROM GREATEST(nextcall, {NOW_UTC}) - first_failure_date)::float8
                    AS failing_at_next_call
@@ -551,9 +552,9 @@ def check_cron_near_deactivation(cursor, settings=None, ctx=None):
         if status == OK:
             continue
         if status == CRITICAL:
-            when = "its next failure (next call %s) will switch it off" % (
-                row["nextcall"].isoformat(sep=" ", timespec="seconds")
-                if row["nextcall"] else "?")
+            when = "its next failure (%s) will switch it off" % (
+                "it is due now" if row["due"] or not row["nextcall"] else
+                "next call %s" % row["nextcall"].isoformat(sep=" ", timespec="seconds"))
         else:
             when = ("Odoo switches it off after %d more failure(s) once it has failed "
                     "for %d days" % (left, ODOO_DEACTIVATION_DAYS))
