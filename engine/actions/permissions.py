@@ -20,7 +20,11 @@ on the path an Errno 13 names (and the folders between it and its root)::
 
 Modes are refused when world-writable (``0o002``: never 777), setuid, setgid
 on files, or when the owner itself could not write (folders need ``0o700``,
-files ``0o600``).
+files ``0o600``). A file that was executable stays executable for whoever
+may read it (0640 becomes 0750 for a script). A root that is a system folder
+(``/``, ``/opt``, ``/var/lib``...) or Odoo's own code (an addons folder
+shipping ``base`` or ``web``, anything in an Odoo source tree or package) is
+refused: Odoo's code belongs to the system, never to the user Odoo runs as.
 
 Parameters: ``owner`` ("user:group" or "user"; numeric ids work),
 ``dir_mode`` (default 0750), ``file_mode`` (default 0640), ``roots`` and/or
@@ -140,8 +144,54 @@ def _name(uid, gid):
 # roots
 
 
-def _is_odoo_core(folder):
-    return os.path.isfile(os.path.join(folder, "base", "__manifest__.py"))
+#: Folders never to hand to Odoo's user, whatever a config or a caller says.
+SYSTEM_FOLDERS = frozenset([
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr",
+    "/usr/bin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/share",
+    "/var", "/var/lib", "/var/log", "/var/tmp", "/var/cache",
+])
+
+
+def is_odoo_code(folder):
+    """Whether *folder* is Odoo's own code: an addons folder shipping ``base`` or
+    ``web``, or anything inside an Odoo source tree or installed package.
+
+    Odoo's code belongs to the system, not to the user Odoo runs as (least
+    privilege): fix_permissions never touches it.
+
+    >>> import os, tempfile
+    >>> src = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(src, "addons", "web")); os.makedirs(os.path.join(src, "odoo"))
+    >>> open(os.path.join(src, "odoo-bin"), "w").close()
+    >>> is_odoo_code(os.path.join(src, "addons")), is_odoo_code(tempfile.mkdtemp())
+    (True, False)
+    """
+    folder = os.path.realpath(folder)
+    for module in ("base", "web"):
+        if os.path.isfile(os.path.join(folder, module, "__manifest__.py")):
+            return True
+    current = folder
+    while True:
+        if os.path.isfile(os.path.join(current, "odoo-bin")) or (
+                os.path.basename(current) == "odoo"
+                and os.path.isfile(os.path.join(current, "release.py"))):
+            return True
+        parent = os.path.dirname(current)
+        if parent == current:
+            return False
+        current = parent
+
+
+def new_file_mode(file_mode, old_mode):
+    """The mode a file gets: *file_mode*, executable where it was and may be read.
+
+    >>> oct(new_file_mode(0o640, 0o775)), oct(new_file_mode(0o640, 0o664))
+    ('0o750', '0o640')
+    """
+    if old_mode & 0o111:
+        return file_mode | ((file_mode & 0o444) >> 2)
+    return file_mode
 
 
 def roots_from_config(path):
@@ -167,8 +217,8 @@ def roots_from_config(path):
         folder = folder.strip()
         if not folder:
             continue
-        if _is_odoo_core(folder):
-            notes.append(f"{folder} holds Odoo's own modules; left to the system's owner")
+        if is_odoo_code(folder):
+            notes.append(f"{folder} is Odoo's own code; left to the system's owner")
             continue
         roots.append(folder)
     return roots, notes
@@ -377,9 +427,12 @@ class FixPermissions(FixAction):
             given = [os.fspath(r) for r in context.roots]
         if not given:
             raise ActionError(f"{NAME} needs roots or an odoo.conf (config)")
-        roots, outside = [], []
+        roots, outside, forbidden = [], [], []
         for root in given:
             real = os.path.realpath(root)
+            if real in SYSTEM_FOLDERS or is_odoo_code(real):
+                forbidden.append(f"{root}{' (' + real + ')' if real != root else ''}")
+                continue
             if context.roots:
                 try:
                     fsutil.resolve_inside(root, context.roots)
@@ -445,7 +498,9 @@ class FixPermissions(FixAction):
 
         changes = []
         for entry in entries:
-            new = {"new_mode": want[entry["kind"]], "new_uid": uid, "new_gid": gid}
+            mode = want["dir"] if entry["kind"] == "dir" else \
+                new_file_mode(want["file"], entry["mode"])
+            new = {"new_mode": mode, "new_uid": uid, "new_gid": gid}
             if (entry["mode"], entry["uid"], entry["gid"]) != (new["new_mode"], uid, gid):
                 changes.append({**entry, **new})
         # prove writes on the roots or named paths, and on a sample of what changed
@@ -472,9 +527,11 @@ class FixPermissions(FixAction):
 
         chown_needed = any((c["uid"], c["gid"]) != (uid, gid) for c in changes)
         preconditions = [
+            Precondition("no root is a system folder or Odoo's own code", not forbidden,
+                         "refused: " + ", ".join(forbidden) if forbidden else ""),
             Precondition("the roots lie inside the allowed roots", not outside,
                          "; ".join(outside)),
-            Precondition("at least one root exists", bool(roots),
+            Precondition("at least one usable root exists", bool(roots),
                          "" if roots else "none of %s" % ", ".join(given)),
         ]
         if targeted and not named:
@@ -491,10 +548,14 @@ class FixPermissions(FixAction):
                 "" if os.geteuid() == 0 else f"running as uid {os.geteuid()}"))
         target = ", ".join(os.path.realpath(p) for p in named) if targeted and named \
             else ", ".join(roots) or ", ".join(given)
-        summary = ("set %s, folders %04o, files %04o on %d path(s)"
-                   % (owner, dir_mode, file_mode, len(changes)) if changes
-                   else f"every path already has {owner}, folders {dir_mode:04o}, "
-                        f"files {file_mode:04o}")
+        if changes:
+            summary = ("set %s, folders %04o, files %04o on %d path(s)"
+                       % (owner, dir_mode, file_mode, len(changes)))
+        elif not roots:
+            summary = "no root to work on"
+        else:
+            summary = (f"every path already has {owner}, folders {dir_mode:04o}, "
+                       f"files {file_mode:04o}")
         return Plan(NAME, target, summary, steps=steps, preconditions=preconditions,
                     changes=bool(changes),
                     details={"owner": owner, "user": user, "uid": uid, "gid": gid,

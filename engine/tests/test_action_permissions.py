@@ -235,7 +235,58 @@ def test_roots_from_an_odoo_config(base, tmp_path):
                     f"addons_path = {core},{base}/custom\ndb_password = x\n")
     roots, notes = roots_from_config(str(conf))
     assert roots == [f"{base}/data", f"{base}/odoo.log", f"{base}/custom"]
-    assert any("Odoo's own modules" in n for n in notes)
+    assert any("Odoo's own code" in n for n in notes)
+
+
+def _odoo_source_tree(base):
+    """A source checkout's layout: odoo-bin, odoo/addons/base, addons/web + a script."""
+    src = os.path.join(base, "odoo-src")
+    for folder in ("odoo/addons/base", "addons/web/tooling", "addons/sale"):
+        os.makedirs(os.path.join(src, folder))
+    for path in ("odoo-bin", "odoo/release.py", "odoo/addons/base/__manifest__.py",
+                 "addons/web/__manifest__.py", "addons/sale/__manifest__.py"):
+        open(os.path.join(src, path), "w").close()
+    script = os.path.join(src, "addons", "web", "tooling", "enable.sh")
+    with open(script, "w") as fh:
+        fh.write("#!/bin/sh\n")
+    os.chmod(script, 0o775)
+    return src
+
+
+def test_odoo_code_and_system_folders_are_never_touched(base, data, context):
+    """A config's addons_path lists Odoo's own addons (a source checkout has two
+    folders: odoo/addons with base, addons/ with web): both are left alone,
+    and naming them, or a system folder, as a root is refused."""
+    src = _odoo_source_tree(base)
+    custom = os.path.join(base, "custom", "my_module")
+    os.makedirs(custom)
+    conf = os.path.join(base, "odoo.conf")
+    with open(conf, "w") as fh:
+        fh.write(f"[options]\ndata_dir = {data}\naddons_path = {src}/odoo/addons,"
+                 f"{src}/addons,{base}/custom\n")
+    before = snapshot(src)
+    record = execute(ACTION, context, {"config": conf, "owner": OWNER})
+    assert record.state == "done", record.error
+    assert snapshot(src) == before
+    assert meta(custom)[1] == NOBODY.pw_uid
+    notes = [s for s in record.plan["steps"] if s.startswith("note: ")]
+    assert len([n for n in notes if "Odoo's own code" in n]) == 2
+    for root in (f"{src}/addons", f"{src}/addons/sale", "/", "/opt", "/var/lib"):
+        refused = execute(ACTION, context, {"roots": [root], "owner": OWNER})
+        assert refused.state == "blocked", root
+        assert "no root is a system folder or Odoo's own code" in refused.error
+    assert snapshot(src) == before
+
+
+def test_executable_files_stay_executable(data, context):
+    script = os.path.join(data, "sessions", "cleanup.sh")
+    with open(script, "w") as fh:
+        fh.write("#!/bin/sh\n")
+    os.chmod(script, 0o700)
+    record = execute(ACTION, context, {"roots": [data], "owner": OWNER})
+    assert record.state == "done", record.error
+    assert meta(script)[0] == 0o750
+    assert meta(os.path.join(data, "sessions", "werkzeug_x.sess"))[0] == 0o640
 
 
 def test_outer_roots_bound_the_roots(data, base, context):
