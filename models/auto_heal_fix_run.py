@@ -453,6 +453,9 @@ class AutoHealFixRun(models.Model):
         for name in needs:
             if name not in params and captures.get(name) not in (None, ""):
                 params[name] = captures[name]
+        if action_name == "reset_stuck_module_states" and captures.get("module"):
+            # engine.dbchecks reports one incident per stuck module.
+            params["modules"] = [str(captures["module"])]
         if action_name == "reactivate_cron" and "cron_id" in params:
             try:
                 params["cron_id"] = int(params["cron_id"])

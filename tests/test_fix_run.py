@@ -211,6 +211,21 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertEqual(self.audit_lines(run)[-1]["result"], "rolled_back")
         self.assertEqual(incident.state, "acknowledged")
 
+    def test_a_module_incident_resets_only_its_module(self):
+        mail = self.stuck_module("mail", "to upgrade")
+        other = self.Module.search([("state", "=", "uninstalled")], limit=1)
+        other.write({"state": "to install"})
+        pattern = self.make_pattern("ah_module_check", "reset_stuck_module_states", "low")
+        incident = self.make_incident(pattern, "ah-module-1",
+                                      {"check": "module_operation_stuck", "module": "mail"})
+        run = self.Run._plan_for_incidents(incident)
+        self.assertEqual(json.loads(run.params), {"modules": ["mail"]})
+        self.assertEqual(run.target, f"ir_module_module@{self.env.cr.dbname}:mail")
+        run.write({"params": json.dumps({"modules": ["mail"], "min_age": 0})})
+        self.Run._cron_run_approved()
+        self.assertEqual(run.state, "done", run.error)
+        self.assertEqual((mail.state, other.state), ("installed", "to install"))
+
     def test_reactivate_cron_once_the_incident_behind_it_is_resolved(self):
         cron = self.make_cron()
         cause = self.make_incident(self.pattern("cron_job_failed"), "ah-cron-cause",

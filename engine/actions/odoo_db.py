@@ -209,7 +209,9 @@ class ResetStuckModuleStates(FixAction):
             database = _current_database(cursor)
             rows = self._stuck_rows(cursor, modules)
             writers, readers = other_sessions_on_modules(cursor)
-        target = f"ir_module_module@{database}"
+        # Named modules are their own target: the budget counts them apart.
+        target = f"ir_module_module@{database}" + (f":{','.join(sorted(modules))}"
+                                                    if modules else "")
         steps = [f"{name}: {state} -> {TRANSIENT_STATES[state]}"
                  for _id, name, state, _date, _age in rows[:_LIST_LIMIT]]
         if len(rows) > _LIST_LIMIT:

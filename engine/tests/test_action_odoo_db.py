@@ -151,6 +151,7 @@ def test_reset_only_named_modules(stuck, tmp_path):
     record = execute("reset_stuck_module_states", make_context(stuck, tmp_path),
                      {"modules": ["sale"]})
     assert record.state == "done", record.error
+    assert record.target.endswith(":sale")
     assert modules(stuck)["sale"] == "installed"
     assert modules(stuck)["stock"] == "to install"
 
