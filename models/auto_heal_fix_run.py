@@ -99,6 +99,19 @@ def _utc_naive(text):
     return moment.replace(microsecond=0)
 
 
+def _mask_values(value):
+    """Mask the secrets in every string of a JSON-able value (keys stay as they are)."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {key: _mask_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_values(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return mask_secrets(str(value))
+
+
 class RunAudit:
     """The engine's audit log for a run inside Odoo: JSON lines kept on the run.
 
@@ -120,7 +133,7 @@ class RunAudit:
             "pid": os.getpid(),
         }
         if details:
-            entry["details"] = json.loads(mask_secrets(json.dumps(details, default=str)))
+            entry["details"] = _mask_values(details)
         line = json.dumps(entry, default=str, ensure_ascii=False)
         self.lines.append(line)
         _logger.info("auto_heal audit: %s", line)

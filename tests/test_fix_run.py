@@ -375,6 +375,27 @@ class TestFixRunWorkflow(FixRunCase):
 
 
 @tagged("post_install", "-at_install")
+class TestSettings(FixRunCase):
+    def test_settings_store_the_policy_and_fall_back_safely(self):
+        self.env["res.config.settings"].create({
+            "auto_heal_environment": "staging", "auto_heal_policy_high": "auto",
+            "auto_heal_policy_low": "approval", "auto_heal_budget_max_runs": 5,
+            "auto_heal_budget_window_minutes": 60, "auto_heal_demotion_threshold": 2,
+        }).execute()
+        settings = self.env["res.config.settings"]._auto_heal_settings()
+        self.assertEqual(settings, {
+            "environment": "staging", "rules": {"low": "approval", "high": "auto"},
+            "budget_max_runs": 5, "budget_window_minutes": 60, "demotion_threshold": 2,
+            "regression_window_hours": 24})
+        self.settings(environment="production", budget_max_runs="many", policy_medium="x")
+        settings = self.env["res.config.settings"]._auto_heal_settings()
+        self.assertEqual((settings["environment"], settings["budget_max_runs"]), ("prod", 3))
+        self.assertNotIn("medium", settings["rules"])
+        arch = self.env["res.config.settings"].get_views([(False, "form")])["views"]["form"]
+        self.assertIn('name="auto_heal_environment"', arch["arch"])
+
+
+@tagged("post_install", "-at_install")
 class TestWatchdogApi(FixRunCase):
     def host_record(self, run, state, **values):
         now = datetime.now(timezone.utc)
