@@ -605,7 +605,7 @@ class AutoHealFixRun(models.Model):
         for run in self:
             error = run._make_plan()
             if error:
-                run.message_post(body=self.env._(
+                run._message_log(body=self.env._(
                     "The fix could not be planned: %(error)s. Complete the parameters and "
                     "submit it again.", error=error))
                 continue
@@ -620,7 +620,7 @@ class AutoHealFixRun(models.Model):
                 vals.update(state="approved", auto_approved=True,
                             approved_date=fields.Datetime.now())
             run.write(vals)
-            run.message_post(body=self.env._(
+            run._message_log(body=self.env._(
                 "Planned. %(decision)s: %(reason)s.",
                 decision=self.env._("Waiting for approval") if approval
                 else self.env._("Approved by the policy"), reason=reason))
@@ -651,7 +651,7 @@ class AutoHealFixRun(models.Model):
         for run in self:
             run.write({"state": "approved", "approved_by": self.env.user.id,
                        "approved_date": now, "auto_approved": False})
-            run.message_post(body=self.env._("Approved by %(user)s.",
+            run._message_log(body=self.env._("Approved by %(user)s.",
                                              user=self.env.user.name))
         if self.filtered(lambda r: r.runs_on == "odoo"):
             self._trigger_run_cron()
@@ -681,7 +681,7 @@ class AutoHealFixRun(models.Model):
         self.write({"state": "rejected", "rejected_by": self.env.user.id,
                     "rejected_date": fields.Datetime.now(), "reject_reason": reason})
         for run in self:
-            run.message_post(body=self.env._("Rejected by %(user)s: %(reason)s",
+            run._message_log(body=self.env._("Rejected by %(user)s: %(reason)s",
                                              user=self.env.user.name, reason=reason))
         return True
 
@@ -779,7 +779,7 @@ class AutoHealFixRun(models.Model):
             if not escalated:  # too soon: wait for the growing delay, then try again
                 self.write({"state": "approved", "started_date": False, "error": error,
                             "audit": self._audit_join(audit) if audit else self.audit})
-                self.message_post(body=self.env._("Not run yet: %(reason)s", reason=error))
+                self._message_log(body=self.env._("Not run yet: %(reason)s", reason=error))
                 return
             state = "failed"
         if state not in ("done", "failed", "rolled_back"):
@@ -832,18 +832,17 @@ class AutoHealFixRun(models.Model):
                     if opened and self.ended_date else 0.0,
                 })
                 incident.with_context(mail_notrack=True).write({"state": "resolved"})
-                incident.message_post(body=self.env._(
+                incident._message_log(body=self.env._(
                     "Resolved by fix run %(run)s (%(action)s on %(target)s), verified.",
-                    run=self.display_name, action=self.action, target=self.target or "-"),
-                    subtype_xmlid="mail.mt_note")
+                    run=self.display_name, action=self.action, target=self.target or "-"))
         else:
-            self.message_post(body=self.env._("%(state)s: %(error)s",
+            self._message_log(body=self.env._("%(state)s: %(error)s",
                                               state=states[self.state], error=self.error or ""))
         if self.escalated:
-            incident.message_post(body=self.env._(
+            incident._message_log(body=self.env._(
                 "Escalated: fix run %(run)s was %(state)s: %(error)s. A person must look "
                 "at it.", run=self.display_name, state=states[self.state],
-                error=self.error or "-"), subtype_xmlid="mail.mt_note")
+                error=self.error or "-"))
         if self.auto_approved and self.pattern_id:
             self.pattern_id._check_demotion()
 
@@ -882,13 +881,13 @@ class AutoHealFixRun(models.Model):
                                               if record.output else ""])) or False,
             "audit": self._audit_join(audit),
         })
-        self.message_post(body=self.env._("Rolled back by %(user)s.", user=self.env.user.name))
+        self._message_log(body=self.env._("Rolled back by %(user)s.", user=self.env.user.name))
         incident = self.incident_id
         if self.resolved_incident and incident.state == "resolved":
             incident.write({"state": "acknowledged"})
-            incident.message_post(body=self.env._(
+            incident._message_log(body=self.env._(
                 "Fix run %(run)s was rolled back: the incident is open again.",
-                run=self.display_name), subtype_xmlid="mail.mt_note")
+                run=self.display_name))
 
     # -- the watchdog's API (JSON-RPC, as an Auto-Heal Manager) ------------------------
 
@@ -923,7 +922,7 @@ class AutoHealFixRun(models.Model):
                 continue
             run.write({"state": "running", "claimed_by": host,
                        "started_date": fields.Datetime.now(), "error": False})
-            run.message_post(body=self.env._("Claimed by the watchdog on %(host)s.",
+            run._message_log(body=self.env._("Claimed by the watchdog on %(host)s.",
                                              host=host))
             claimed.append({"id": run.id, "action": run.action, "params": run._params_dict(),
                             "incident": run.incident_id.fingerprint})

@@ -285,12 +285,11 @@ class AutoHealIncident(models.Model):
         created = self.with_context(
             mail_create_nolog=True, mail_create_nosubscribe=True).create(to_create)
         for record, count in regressed:
-            record.message_post(
+            record._message_log(
                 body=self.env._(
                     "Regressed: %(count)s new occurrence(s) since the incident was resolved "
                     "(last seen %(last_seen)s UTC, host %(host)s).",
-                    count=count, last_seen=record.last_seen, host=host),
-                subtype_xmlid="mail.mt_note")
+                    count=count, last_seen=record.last_seen, host=host))
         # A scan that creates or updates an incident whose pattern has a fix action
         # plans a fix run (never a second open one).
         self.env["auto_heal.fix.run"]._plan_for_incidents(created | updated)

@@ -232,13 +232,13 @@ class AutoHealPattern(models.Model):
             if not should_demote(states, threshold):
                 continue
             pattern.write({"fix_demoted": True, "fix_demoted_date": fields.Datetime.now()})
-            pattern.message_post(body=self.env._(
+            pattern._message_log(body=self.env._(
                 "Automatic fixes demoted to \"approval required\": the automatic fix "
                 "%(action)s failed %(count)s times in a row (threshold %(threshold)s). Every "
                 "fix of this pattern now waits for a manager's approval, until automatic "
                 "fixes are restored here.",
                 action=pattern.fix_script or "-", count=consecutive_failures(states),
-                threshold=threshold), subtype_xmlid="mail.mt_note")
+                threshold=threshold))
             _logger.warning("auto_heal: pattern %s demoted to approval required after %s "
                             "failed automatic fixes", pattern.type, threshold)
 
@@ -247,9 +247,8 @@ class AutoHealPattern(models.Model):
         self.env["auto_heal.fix.run"]._check_manager()
         for pattern in self.filtered("fix_demoted"):
             pattern.write({"fix_demoted": False, "fix_restored_date": fields.Datetime.now()})
-            pattern.message_post(body=self.env._(
-                "Automatic fixes restored by %(user)s.", user=self.env.user.name),
-                subtype_xmlid="mail.mt_note")
+            pattern._message_log(body=self.env._(
+                "Automatic fixes restored by %(user)s.", user=self.env.user.name))
         return True
 
     def action_view_fix_runs(self):
