@@ -1314,6 +1314,83 @@ CHECKS = {
     "queue_job_stuck": check_queue_job_stuck,
 }
 
+#: Settings :func:`run_checks` applies around every check (timeouts) or every check
+#: reads (``max_rows``): a bad value of one of these cannot be blamed on one check.
+COMMON_SETTINGS = ("statement_timeout_ms", "lock_timeout_ms", "max_rows")
+
+#: The settings each check reads besides :data:`COMMON_SETTINGS` (a test keeps this
+#: in step with the code), so that a bad value stops only the checks that use it.
+CHECK_SETTINGS = {
+    "cron_failing": ("cron_failing_min_failures",),
+    "cron_near_deactivation": ("cron_near_failures", "cron_near_age_hours"),
+    "cron_switched_off": ("cron_switched_off_margin_seconds",),
+    "cron_stuck": ("cron_stuck_minutes", "cron_stuck_factor", "cron_stuck_crit_factor"),
+    "cron_never_run": ("cron_never_run_hours", "cron_never_run_crit_hours"),
+    "module_operation_stuck": ("module_stuck_minutes", "module_stuck_crit_minutes"),
+    "pg_connections_high": ("connections_warn_percent", "connections_crit_percent"),
+    "pg_idle_in_transaction": ("idle_in_transaction_warn_minutes",
+                               "idle_in_transaction_crit_minutes", "ignore_applications"),
+    "pg_long_query": ("long_query_warn_minutes", "long_query_crit_minutes",
+                      "ignore_applications"),
+    "pg_blocked_sessions": ("blocked_warn_seconds", "blocked_crit_seconds"),
+    "pg_deadlocks_growing": ("deadlocks_warn", "deadlocks_crit"),
+    "pg_database_growth": ("db_growth_warn_percent_per_day", "db_growth_crit_percent_per_day",
+                           "db_growth_min_mib_per_day", "db_growth_min_interval_hours"),
+    "pg_autovacuum_stale": ("autovacuum_min_dead_tuples", "autovacuum_dead_percent",
+                            "autovacuum_stale_days", "autovacuum_crit_dead_percent"),
+    "filestore_files_missing": ("filestore_path", "filestore_sample_newest",
+                                "filestore_sample_random", "filestore_missing_crit_percent"),
+    "filestore_not_writable": ("filestore_path",),
+    "queue_job_stuck": ("queue_job_started_minutes", "queue_job_enqueued_minutes",
+                        "queue_job_crit_factor"),
+}
+
+
+def split_settings(settings):
+    """Check each setting on its own: ``(usable settings, {key: error line})``.
+
+    :func:`resolve_settings` refuses a whole dict for one bad value; a caller
+    reading settings typed by a person (ir.config_parameter) uses this
+    instead, keeps the good values and reports the bad ones.
+
+    >>> good, bad = split_settings({"max_rows": "10", "idle_in_transaction_warn_minutes": "soon"})
+    >>> good
+    {'max_rows': '10'}
+    >>> bad
+    {'idle_in_transaction_warn_minutes': "setting idle_in_transaction_warn_minutes: 'soon' \
+is not a float"}
+    """
+    good, bad = {}, {}
+    for key, value in (settings or {}).items():
+        try:
+            resolve_settings({key: value})
+        except ValueError as exc:
+            bad[key] = str(exc)
+        else:
+            good[key] = value
+    return good, bad
+
+
+def blocked_checks(bad_settings, names=None):
+    """``{check: [error, ...]}``: the checks of *names* that read a bad setting.
+
+    Settings of :data:`COMMON_SETTINGS` block nothing: the caller uses their
+    defaults (every check would stop otherwise).
+
+    >>> blocked_checks({"ignore_applications": "x", "max_rows": "y"},
+    ...                ["pg_long_query", "cron_failing", "pg_idle_in_transaction"])
+    {'pg_long_query': ['x'], 'pg_idle_in_transaction': ['x']}
+    """
+    names = list(CHECKS) if names is None else list(names)
+    blocked = {}
+    for name in names:
+        errors = [bad_settings[key] for key in CHECK_SETTINGS.get(name, ())
+                  if key in bad_settings]
+        if errors:
+            blocked[name] = errors
+    return blocked
+
+
 _SAVEPOINT = "auto_heal_checks"
 
 

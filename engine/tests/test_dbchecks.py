@@ -926,3 +926,20 @@ def test_settings_defaults_are_documented():
         assert "`%s`" % key in text, key
     for name in CHECKS:
         assert "`%s`" % name in text, name
+
+
+def test_check_settings_name_what_each_check_reads():
+    """CHECK_SETTINGS (used to stop only the checks a bad setting concerns) is complete."""
+    import inspect
+
+    assert set(dbchecks.CHECK_SETTINGS) == set(CHECKS)
+    named = set(dbchecks.COMMON_SETTINGS)
+    for name, function in CHECKS.items():
+        source = inspect.getsource(function)
+        read = {key for key in dbchecks.DEFAULTS if '"%s"' % key in source}
+        assert read - set(dbchecks.COMMON_SETTINGS) == set(dbchecks.CHECK_SETTINGS[name]), name
+        named |= read
+    assert named == set(dbchecks.DEFAULTS)
+    good, bad = dbchecks.split_settings({"deadlocks_warn": "2", "deadlocks_crit": "many"})
+    assert good == {"deadlocks_warn": "2"} and list(bad) == ["deadlocks_crit"]
+    assert dbchecks.blocked_checks(bad) == {"pg_deadlocks_growing": [bad["deadlocks_crit"]]}
