@@ -1449,8 +1449,12 @@ def run_checks(cursor, names=None, settings=None, previous=None):
         if own_transaction:
             counted.execute("BEGIN")
         counted.execute("SAVEPOINT %s" % _SAVEPOINT)
+        # pg_stat_clear_snapshot: PostgreSQL keeps the first pg_stat_activity and
+        # pg_stat_database it read in a transaction until the transaction ends; a caller
+        # whose transaction read them earlier (a long test, a busy request) would see
+        # stale sessions and counters.
         counted.execute("SELECT set_config('statement_timeout', %s, true), "
-                        "set_config('lock_timeout', %s, true)",
+                        "set_config('lock_timeout', %s, true), pg_stat_clear_snapshot()",
                         (str(int(conf["statement_timeout_ms"])),
                          str(int(conf["lock_timeout_ms"]))))
         ctx = CheckContext.probe(counted, previous)

@@ -691,6 +691,24 @@ def test_broken_check_records_its_error_and_the_others_run(plain_db):
 
 
 @needs_pg
+def test_a_caller_transaction_that_read_the_statistics_sees_new_sessions(plain_db):
+    """PostgreSQL keeps pg_stat_activity as first read in a transaction: run_checks clears it."""
+    db = plain_db
+    checker = db.connect()
+    with checker.cursor() as cr:
+        cr.execute("SELECT count(*) FROM pg_stat_activity")  # the caller's snapshot
+        idle = db.connect()
+        with idle.cursor() as other:
+            other.execute("SELECT 1")  # BEGIN; SELECT 1; then idle in transaction
+        run = run_checks(cr, names=["pg_idle_in_transaction"],
+                         settings={"idle_in_transaction_warn_minutes": 0})
+        assert run.errors == []
+        assert "pid:%d" % idle.get_backend_pid() in [r.subject for r in run.results]
+    idle.rollback()
+    checker.rollback()
+
+
+@needs_pg
 def test_a_check_waiting_for_a_lock_gives_up(plain_db):
     db = plain_db
     holder = db.connect()
