@@ -2,4 +2,4 @@
 # engine/ and host/ packages. Only Odoo, which imports this package as
 # odoo.addons.auto_heal, loads the Odoo layer; pytest and the watchdog do not.
 if __name__.startswith("odoo.addons."):
-    from . import models, wizards
+    from . import controllers, models, wizards

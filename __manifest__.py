@@ -1,7 +1,7 @@
 {
     "name": "Auto-Heal",
     "summary": "Find what goes wrong in an Odoo deployment and heal it safely",
-    "version": "18.0.1.1.0",
+    "version": "18.0.1.2.0",
     "category": "Tools",
     "website": "https://github.com/auto-heal/auto_heal",
     "author": "auto_heal developers",
@@ -19,6 +19,9 @@
         "views/auto_heal_fix_run_views.xml",
         "views/auto_heal_pattern_views.xml",
         "views/auto_heal_log_source_views.xml",
+        "views/auto_heal_db_scan_views.xml",
+        "views/auto_heal_notification_views.xml",
+        "views/auto_heal_overview_views.xml",
         "views/res_config_settings_views.xml",
         "wizards/auto_heal_fix_run_reject_views.xml",
         "views/auto_heal_menus.xml",

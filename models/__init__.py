@@ -1,7 +1,11 @@
 from . import (
+    auto_heal_db_scan,
     auto_heal_fix_run,
+    auto_heal_health,
     auto_heal_incident,
     auto_heal_log_source,
+    auto_heal_notification,
+    auto_heal_overview,
     auto_heal_pattern,
     res_config_settings,
 )

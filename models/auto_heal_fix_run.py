@@ -269,7 +269,9 @@ class AutoHealFixRun(models.Model):
                 action = vals.get("action") or incident.pattern_id.fix_script or False
                 keys.append((incident.id, action, None))
         self._check_single_open_run(keys)
-        return super().create(vals_list)
+        runs = super().create(vals_list)
+        runs._queue_notifications(self.browse(), {})
+        return runs
 
     def write(self, vals):
         if {"state", "action", "incident_id"} & set(vals):
@@ -280,7 +282,42 @@ class AutoHealFixRun(models.Model):
                     keys.append((vals.get("incident_id", run.incident_id.id),
                                  vals.get("action", run.action) or False, run.id))
             self._check_single_open_run(keys)
-        return super().write(self._clean_vals(vals))
+        before = {}
+        if {"state", "escalated"} & set(vals):
+            before = {run.id: (run.state, run.escalated) for run in self}
+        result = super().write(self._clean_vals(vals))
+        if before:
+            self._queue_notifications(self, before)
+        return result
+
+    def _queue_notifications(self, known, before):
+        """Queue the notification events of runs created (*known* empty) or changed.
+
+        *before* maps a changed run's id to its (state, escalated) before the
+        write. Events: a run waiting for approval, a failed fix (failed, or
+        rolled back by its own verification), an escalation, and a restart
+        by the host watchdog (a ``restart_service`` run it handed over).
+        """
+        events = {}
+        for run in self:
+            old_state, old_escalated = before.get(run.id, (None, False))
+            if run.state != old_state:
+                if run.state == "pending":
+                    events.setdefault("approval_needed", self.browse())
+                    events["approval_needed"] |= run
+                elif run.state == "failed" or (run.state == "rolled_back"
+                                               and old_state in (None, "running")):
+                    events.setdefault("fix_failed", self.browse())
+                    events["fix_failed"] |= run
+            if run.escalated and not old_escalated:
+                events.setdefault("escalation", self.browse())
+                events["escalation"] |= run
+            if not known and run.action == "restart_service":
+                events.setdefault("watchdog_restart", self.browse())
+                events["watchdog_restart"] |= run
+        Event = self.env["auto_heal.notification.event"]
+        for event, runs in events.items():
+            Event._queue(event, fix_runs=runs)
 
     @staticmethod
     def _clean_vals(vals):

@@ -20,7 +20,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
-from ..engine.patterns import UNKNOWN
+from ..engine.patterns import SEVERITY_RANK, UNKNOWN
 from ..engine.secrets import mask_secrets
 from .auto_heal_pattern import SEVERITY_SELECTION
 
@@ -30,6 +30,13 @@ _logger = logging.getLogger(__name__)
 _MAX_INT = 2**31 - 1
 #: Fields holding log text: masked again whenever they are written.
 _TEXT_FIELDS = ("sample", "message", "signature", "exception", "captures")
+#: Where an incident's findings come from.
+SOURCE_SELECTION = [
+    ("log", "Log File"),
+    ("database", "Database Check"),
+    ("watchdog", "Host Watchdog"),
+    ("other", "Other"),
+]
 
 
 def _seconds(moment):
@@ -84,6 +91,10 @@ class AutoHealIncident(models.Model):
     signature = fields.Text(readonly=True, help="What the fingerprint was computed from.")
     log_source_id = fields.Many2one(
         "auto_heal.log.source", string="Log Source", ondelete="set null", readonly=True)
+    source = fields.Selection(
+        SOURCE_SELECTION, default="other", required=True, readonly=True, index=True,
+        help="What found the incident: a log scan, a database check (the \"scan database\" "
+             "cron), the host watchdog, or something else.")
     regression_count = fields.Integer(
         readonly=True, help="How many times the incident came back after being resolved.")
     reopen_count = fields.Integer(
@@ -116,10 +127,18 @@ class AutoHealIncident(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        return super().create([self._clean_vals(vals) for vals in vals_list])
+        incidents = super().create([self._clean_vals(vals) for vals in vals_list])
+        self.env["auto_heal.notification.event"]._queue("new_incident", incidents=incidents)
+        return incidents
 
     def write(self, vals):
-        return super().write(self._clean_vals(vals))
+        regressed = self.browse()
+        if vals.get("state") == "regressed":
+            regressed = self.filtered(lambda incident: incident.state != "regressed")
+        result = super().write(self._clean_vals(vals))
+        if regressed:
+            self.env["auto_heal.notification.event"]._queue("regression", incidents=regressed)
+        return result
 
     @staticmethod
     def _clean_vals(vals):
@@ -197,7 +216,7 @@ class AutoHealIncident(models.Model):
     # -- from the engine -----------------------------------------------------------------
 
     @api.model
-    def _values_from_engine(self, incident, patterns, log_source, host):
+    def _values_from_engine(self, incident, patterns, log_source, host, source=None):
         pattern = patterns.get(incident.pattern)
         captures = {key: mask_secrets(str(value)) for key, value in incident.captures.items()}
         return {
@@ -219,19 +238,25 @@ class AutoHealIncident(models.Model):
             if captures else False,
             "signature": incident.signature,
             "log_source_id": log_source.id if log_source else False,
+            "source": source or ("log" if log_source else "other"),
             "opened_date": fields.Datetime.now(),
         }
 
     @api.model
-    def _record_engine_incidents(self, engine_incidents, log_source=None, host=None):
+    def _record_engine_incidents(self, engine_incidents, log_source=None, host=None,
+                                 source=None):
         """Create or update incidents from a batch of engine incidents.
 
         One search finds the known fingerprints, one ``create`` adds the new
         incidents, and each known incident gets one ``write`` (count, first
         and last seen, state). A resolved incident that gets new findings
         becomes ``regressed``; an ignored one stays ignored but counts.
-        Returns the created and the updated incidents.
+        *source* says what found them (``log`` when a *log_source* is given,
+        ``database`` for the checks of the "scan database" cron); the
+        incident of a database check takes the higher severity when its
+        check turns critical. Returns the created and the updated incidents.
         """
+        source = source or ("log" if log_source else "other")
         by_fingerprint = {}
         for incident in engine_incidents:
             known = by_fingerprint.get(incident.fingerprint)
@@ -261,7 +286,8 @@ class AutoHealIncident(models.Model):
         for fingerprint, incident in by_fingerprint.items():
             record = existing.get(fingerprint)
             if record is None:
-                to_create.append(self._values_from_engine(incident, patterns, log_source, host))
+                to_create.append(self._values_from_engine(incident, patterns, log_source, host,
+                                                          source))
                 continue
             vals = {"count": min(record.count + incident.count, _MAX_INT)}
             first_seen, last_seen = _seconds(incident.first_seen), _seconds(incident.last_seen)
@@ -272,6 +298,9 @@ class AutoHealIncident(models.Model):
                 vals.update(first_seen=first_seen, sample=incident.sample,
                             source_path=incident.source_path or False,
                             source_line=min(incident.source_line or 0, _MAX_INT))
+            if (source == "database" and incident.severity in SEVERITY_RANK
+                    and SEVERITY_RANK[incident.severity] > SEVERITY_RANK.get(record.severity, 0)):
+                vals["severity"] = incident.severity
             if record.state == "resolved":
                 vals.update(state="regressed", regression_count=record.regression_count + 1,
                             reopen_count=record.reopen_count + 1,

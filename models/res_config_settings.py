@@ -1,14 +1,20 @@
-"""Settings > Auto-Heal: the approval policy, the budget and the demotion threshold.
+"""Settings > Auto-Heal: approval policy, budget, database checks, health, notifications.
 
 Stored as ``ir.config_parameter`` values (``auto_heal.*``); the code uses the same
 defaults when a value is missing or unusable, so a broken parameter never stops
 a fix run from being planned: it falls back to the safest reading (prod).
+
+The database checks read every ``auto_heal.dbcheck.<key>`` parameter (any key
+of ``engine.dbchecks.DEFAULTS``); the most useful ones are fields here, the
+others are set as system parameters.
 """
 
 import logging
+import secrets
 
 from odoo import api, fields, models
 
+from ..engine.dbchecks import DEFAULTS as CHECK_DEFAULTS
 from ..engine.patterns import SEVERITIES
 from ..engine.policy import DEFAULT, ENVIRONMENTS, MODES
 
@@ -26,6 +32,14 @@ DEFAULTS = {
     "demotion_threshold": 3,
     "regression_window_hours": 24,
 }
+HEALTH_TOKEN_PARAM = "auto_heal.health_token"
+
+
+def _check_field(key, kind, string, help_text=None):
+    """A Settings field for the ``auto_heal.dbcheck.<key>`` parameter of a database check."""
+    field_type = fields.Integer if kind is int else fields.Float
+    return field_type(string=string, default=CHECK_DEFAULTS[key],
+                      config_parameter=f"auto_heal.dbcheck.{key}", help=help_text)
 
 
 class ResConfigSettings(models.TransientModel):
@@ -69,6 +83,79 @@ class ResConfigSettings(models.TransientModel):
         help="An incident that comes back within this time after a successful fix counts "
              "as a regression of that fix.")
 
+    # -- database checks (engine.dbchecks.DEFAULTS) -----------------------------------
+    auto_heal_dbcheck_statement_timeout_ms = _check_field(
+        "statement_timeout_ms", int, "Query Timeout (ms)",
+        "Each query of a check is cancelled after this; the check records an error and "
+        "the others still run.")
+    auto_heal_dbcheck_cron_near_failures = _check_field(
+        "cron_near_failures", int, "Warn at Cron Failures",
+        "Odoo 18 switches a cron off after 5 failures in a row over 7 days; warn from this "
+        "many failures.")
+    auto_heal_dbcheck_cron_stuck_minutes = _check_field(
+        "cron_stuck_minutes", float, "Cron Stuck After (min)",
+        "A running cron is stuck after the longer of this and 10 times its last run.")
+    auto_heal_dbcheck_module_stuck_minutes = _check_field(
+        "module_stuck_minutes", float, "Module Operation Stuck After (min)")
+    auto_heal_dbcheck_idle_in_transaction_warn_minutes = _check_field(
+        "idle_in_transaction_warn_minutes", float, "Idle in Transaction: Warning (min)")
+    auto_heal_dbcheck_idle_in_transaction_crit_minutes = _check_field(
+        "idle_in_transaction_crit_minutes", float, "Idle in Transaction: Critical (min)")
+    auto_heal_dbcheck_long_query_warn_minutes = _check_field(
+        "long_query_warn_minutes", float, "Long Query: Warning (min)")
+    auto_heal_dbcheck_long_query_crit_minutes = _check_field(
+        "long_query_crit_minutes", float, "Long Query: Critical (min)")
+    auto_heal_dbcheck_connections_warn_percent = _check_field(
+        "connections_warn_percent", float, "Connections: Warning (%)",
+        "Client connections as a share of max_connections minus the reserved slots.")
+    auto_heal_dbcheck_filestore_sample_newest = _check_field(
+        "filestore_sample_newest", int, "Newest Attachments Checked",
+        "The missing-file check looks at this many of the newest attachments...")
+    auto_heal_dbcheck_filestore_sample_random = _check_field(
+        "filestore_sample_random", int, "Random Attachments Checked",
+        "...plus this many picked at random (never a full scan).")
+    auto_heal_db_scan_keep_days = fields.Integer(
+        string="Keep Scans (days)", default=30, config_parameter="auto_heal.db_scan_keep_days")
+
+    # -- health endpoint ------------------------------------------------------------------
+    auto_heal_health_token = fields.Char(
+        string="Health Token", config_parameter=HEALTH_TOKEN_PARAM,
+        help="Monitoring sends it as the X-Auto-Heal-Token header (or ?token=) to "
+             "/auto_heal/health. A secret.")
+    auto_heal_health_disk_warn_percent = fields.Float(
+        string="Disk: Warning Below (% free)", default=15.0,
+        config_parameter="auto_heal.health_disk_warn_percent")
+    auto_heal_health_disk_crit_percent = fields.Float(
+        string="Disk: Critical Below (% free)", default=5.0,
+        config_parameter="auto_heal.health_disk_crit_percent")
+
+    # -- notifications -----------------------------------------------------------------
+    auto_heal_notify_window_minutes = fields.Integer(
+        string="One Message per Incident Within (min)", default=60,
+        config_parameter="auto_heal.notify_window_minutes",
+        help="More events of an incident within this time are held and told with the next "
+             "message; an escalation, an approval or a failed fix is always sent.")
+    auto_heal_notify_reminder_hours = fields.Integer(
+        string="Remind Open Incidents Every (h)", default=6,
+        config_parameter="auto_heal.notify_reminder_hours")
+    auto_heal_notify_cap_per_hour = fields.Integer(
+        string="Messages per Channel and Hour", default=20,
+        config_parameter="auto_heal.notify_cap_per_hour",
+        help="Above this, one digest message carries the rest.")
+
+    def action_auto_heal_regenerate_health_token(self):
+        self.env["ir.config_parameter"].set_param(HEALTH_TOKEN_PARAM, _new_token())
+        return {"type": "ir.actions.client", "tag": "reload"}
+
+    @api.model
+    def _auto_heal_ensure_health_token(self):
+        """On install and upgrade: make the health token when there is none."""
+        # sudo: runs from the module's data; the token is a system parameter.
+        params = self.env["ir.config_parameter"].sudo()
+        if not params.get_param(HEALTH_TOKEN_PARAM):
+            params.set_param(HEALTH_TOKEN_PARAM, _new_token())
+        return True
+
     @api.model
     def _auto_heal_settings(self):
         """The policy settings, with safe defaults for missing or broken values."""
@@ -100,3 +187,7 @@ class ResConfigSettings(models.TransientModel):
             "rules": rules,
             **{key: number(key, DEFAULTS[key]) for key in DEFAULTS if key != "environment"},
         }
+
+
+def _new_token():
+    return secrets.token_urlsafe(32)

@@ -1,6 +1,10 @@
 from . import (
+    test_db_scan,
     test_fix_actions,
     test_fix_run,
+    test_health,
+    test_notify,
+    test_overview,
     test_patterns,
     test_scan,
     test_security,
