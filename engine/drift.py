@@ -154,3 +154,30 @@ def last_good(path, baseline, versions_dir):
         if version.path == good:
             return version
     return None
+
+
+def accept_restored(path, baseline, version, now=None):
+    """*path* was restored from *version* (a last known good one): make it the baseline.
+
+    The next :func:`check` then reports nothing for it, and it stays the last
+    known good version.
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> conf = os.path.join(folder, "odoo.conf")
+    >>> _ = open(conf, "w").write("[options]\\nworkers = 2\\n")
+    >>> versions = os.path.join(folder, "versions")
+    >>> baseline = {}
+    >>> good = mark_good(conf, baseline, versions)
+    >>> _ = open(conf, "w").write("[options\\n")
+    >>> [d.parse_error != "" for d in check([conf], baseline, versions)]
+    [True]
+    >>> backup.restore_version(good)
+    >>> accept_restored(conf, baseline, good)
+    >>> check([conf], baseline, versions), baseline[conf]["state"]
+    ([], 'ok')
+    """
+    entry = baseline.setdefault(path, {})
+    entry.update(sha256=version.sha256, version=version.path, state="ok", good=version.path)
+    if now is not None:
+        entry["changed_at"] = now

@@ -239,15 +239,24 @@ exit codes (monitoring-plugin convention): 0 ok, 1 warning, 2 critical,
 """
 
 BACKUP_EPILOG = """\
-Keeps DEST/NAME.YYYYmmddTHHMMSSZ.<sha8> (mode 0600: a config holds passwords)
-and DEST/NAME.YYYYmmddTHHMMSSZ.<sha8>.json (sha256, size, mode, owner, source
-path, time). A config identical to its latest version is not copied again.
-Only the --keep newest versions of that file are kept.
+--config FILE keeps DEST/NAME.YYYYmmddTHHMMSSZ.<sha8> (mode 0600: a config
+holds passwords) and DEST/NAME.YYYYmmddTHHMMSSZ.<sha8>.json (sha256, size,
+mode, owner, source path, time). A config identical to its latest version is
+not copied again. Only the --keep newest versions of that file are kept
+(default 20). `restore --config VERSION` puts one back.
 
-defaults: --dest $AUTO_HEAL_HOME/config, else /var/lib/odoo_auto_heal/config
-when writable, else ~/.local/state/auto_heal/config. --keep 20.
+--db NAME runs pg_dump --format=custom into DEST/NAME.YYYYmmddTHHMMSSZ.dump
+(mode 0600), then reads it back with pg_restore --list: a dump that does not
+list is deleted and the command fails. Kept with NAME.<time>.dump.json
+(sha256, size, entries, server version); only the --keep newest dumps of NAME
+are kept (default 7). Connection: --dsn and/or --host/--port/--user, else
+libpq's PG* variables; a password never goes on an argv (PGPASSWORD).
 
-exit codes: 0 kept (or unchanged), 2 bad input, 3 internal error.
+defaults: --dest $AUTO_HEAL_HOME/config (dumps: .../dumps), else
+/var/lib/odoo_auto_heal/config when writable, else ~/.local/state/auto_heal/config.
+
+exit codes: 0 kept (or unchanged), 1 pg_dump failed or the dump did not list
+(nothing kept), 2 bad input, 3 internal error.
 """
 
 
@@ -505,15 +514,24 @@ def build_parser():
         epilog=BACKUP_EPILOG,
     )
     p.add_argument(
-        "--config", metavar="FILE", required=True, help="the config file, e.g. /etc/odoo/odoo.conf"
+        "--config", metavar="FILE", help="the config file, e.g. /etc/odoo/odoo.conf"
     )
+    p.add_argument("--db", metavar="NAME", help="dump this database with pg_dump instead")
+    p.add_argument("--dsn", help="--db: PostgreSQL DSN (its password goes to PGPASSWORD, "
+                   "never to an argv)")
+    p.add_argument("--host", help="--db: PostgreSQL host or socket folder")
+    p.add_argument("--port", type=_positive_int, help="--db: PostgreSQL port")
+    p.add_argument("--user", help="--db: PostgreSQL role")
+    p.add_argument("--pg-dump", metavar="BIN", help="--db: pg_dump binary (default: on PATH)")
+    p.add_argument("--pg-restore", metavar="BIN",
+                   help="--db: pg_restore binary (default: on PATH)")
     p.add_argument("--dest", metavar="DIR", help="where versions go (default: see below)")
     p.add_argument(
         "--keep",
         type=_positive_int,
-        default=20,
+        default=None,
         metavar="N",
-        help="keep the N newest versions of this file (default: 20)",
+        help="keep the N newest versions of this file (default: 20) or dumps (default: 7)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_backup)
@@ -638,6 +656,10 @@ def build_parser():
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
                    help="JSON-RPC timeout (default: 30)")
     p.set_defaults(func=cmd_run_approved)
+
+    from host import cli_monitor
+
+    cli_monitor.register(sub, fmt, [audit_parent, run_parent])
     return parser
 
 
@@ -808,15 +830,22 @@ def _raise_interrupt(signum, frame):
 
 
 def cmd_detect(args):
-    detector = _Detector(args)
-    incidents, scanned = detector.scan()
-    detector.report(incidents, scanned, sys.stdout, follow=bool(args.follow))
+    if args.follow:
+        # Ctrl-C and systemd's SIGTERM both end --follow cleanly (exit 0), also while
+        # the first scan runs. A shell starts background jobs with SIGINT ignored:
+        # restore it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        detector = _Detector(args)
+        incidents, scanned = detector.scan()
+        detector.report(incidents, scanned, sys.stdout, follow=bool(args.follow))
+    except KeyboardInterrupt:
+        if args.follow:
+            return 0
+        raise
     if not args.follow:
         return 1 if incidents else 0
-    # Ctrl-C and systemd's SIGTERM both end --follow cleanly (exit 0). A shell
-    # starts background jobs with SIGINT ignored: restore it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         while True:
             time.sleep(args.follow)
@@ -1003,6 +1032,19 @@ def cmd_health(args):
 def cmd_backup(args):
     from engine import backup
 
+    if bool(args.config) == bool(args.db):
+        raise UsageError("backup needs --config FILE (a config version) or --db NAME (a "
+                         "pg_dump), one of them")
+    db_only = ("dsn", "host", "port", "user", "pg_dump", "pg_restore")
+    if args.db:
+        from host.cli_monitor import cmd_backup_db
+
+        args.keep = args.keep or 7
+        return cmd_backup_db(args)
+    given = [name for name in db_only if getattr(args, name)]
+    if given:
+        raise UsageError("%s go(es) with --db" % ", ".join(_option_name(n) for n in given))
+    args.keep = args.keep or 20
     _check_readable(args.config, "config file")
     dest = args.dest or _default_dir("config")
     log = audit_mod.AuditLog(args.audit_log or audit_mod.default_audit_log())

@@ -1,10 +1,18 @@
-"""The watchdog's ``--state`` file: one log cursor per log file.
+"""The watchdog's state file: log cursors, and what ``monitor`` must not forget.
 
 JSON, written with :func:`engine.fsutil.atomic_write` (mode 0600), so a
-crash or a Ctrl-C never leaves a half-written state::
+crash, a SIGKILL or a Ctrl-C never leaves a half-written state::
 
     {"version": 1,
-     "cursors": {"/var/log/odoo/odoo.log": {"path": ..., "inode": ..., "offset": ...}}}
+     "cursors": {"/var/log/odoo/odoo.log": {"path": ..., "inode": ..., "offset": ...}},
+     "watchdog": {"probes": {...}, "restart": {"odoo": {...}, "postgresql": {...}},
+                  "drift": {...}, "counters": {...}, ...}}
+
+``detect --state`` uses the cursors only; ``monitor`` keeps everything in the
+one file (cursors, restart budgets and escalation, probe counters, config
+baselines), so a watchdog started again goes on where the last one stopped.
+:class:`StateLock` (``fcntl.flock`` on ``<state>.lock``) keeps a second
+watchdog from acting on the same target.
 
 >>> import os, tempfile
 >>> from engine.reader import Cursor
@@ -18,6 +26,7 @@ True
 42
 """
 
+import fcntl
 import json
 import os
 
@@ -39,9 +48,11 @@ def _key(log_path):
 class State:
     """Cursors per log path, loaded from and saved to one JSON file."""
 
-    def __init__(self, path, cursors=None):
+    def __init__(self, path, cursors=None, watchdog=None):
         self.path = path
         self.cursors = dict(cursors or {})
+        #: The monitor's own section (JSON-able), see host/monitor.py.
+        self.watchdog = dict(watchdog or {})
 
     @classmethod
     def load(cls, path):
@@ -75,7 +86,10 @@ class State:
                 cursors[key] = Cursor.from_dict(value)
             except EngineError as exc:
                 raise StateError("state file %s: %s" % (path, exc)) from None
-        return cls(path, cursors)
+        watchdog = data.get("watchdog", {})
+        if not isinstance(watchdog, dict):
+            raise StateError("state file %s: watchdog must be an object" % path)
+        return cls(path, cursors, watchdog)
 
     def cursor(self, log_path):
         return self.cursors.get(_key(log_path))
@@ -85,10 +99,13 @@ class State:
             self.cursors[_key(log_path)] = cursor
 
     def to_dict(self):
-        return {
+        data = {
             "version": VERSION,
             "cursors": {k: c.to_dict() for k, c in sorted(self.cursors.items())},
         }
+        if self.watchdog:
+            data["watchdog"] = self.watchdog
+        return data
 
     def save(self):
         data = (json.dumps(self.to_dict(), indent=2) + "\n").encode()
@@ -100,3 +117,61 @@ class State:
             raise StateError(
                 "cannot write state file %s: %s" % (self.path, exc.strerror or exc)
             ) from None
+
+
+class LockedError(EngineError):
+    """Another watchdog holds the lock of this state file."""
+
+
+class StateLock:
+    """An exclusive ``fcntl.flock`` on ``<state>.lock``, held while a watchdog runs.
+
+    The lock file holds the pid of its holder, to name it in the error. The
+    kernel drops the lock when the holder dies, even by SIGKILL: no stale lock.
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "state.json")
+    >>> first = StateLock(path).acquire()
+    >>> try:
+    ...     StateLock(path).acquire()
+    ... except LockedError as exc:
+    ...     print(str(exc).split(":")[0])  # doctest: +ELLIPSIS
+    another watchdog (pid ...) already acts on this target
+    >>> first.release(); StateLock(path).acquire().release()
+    """
+
+    def __init__(self, state_path):
+        self.path = state_path + ".lock"
+        self._fd = None
+
+    def acquire(self, blocking=False):
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = ""
+            try:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            except OSError:
+                pass
+            os.close(fd)
+            raise LockedError(
+                "another watchdog (pid %s) already acts on this target: %s is locked"
+                % (holder or "?", self.path)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -15,6 +15,12 @@ error page with status 500), ``not_json``, ``rpc_error`` (an AccessError in
 the JSON-RPC error object, as Odoo sends it), ``report_error`` (only
 ``watchdog_report`` fails).
 
+``auto_heal.handover.watchdog_handover(entries)`` stores each entry id once
+(``stored``, ``received`` counts every delivery) and answers ``{"stored",
+"ignored"}``; ``handover_delay`` seconds delay its answer *after* the state
+was saved, so a test can kill the watchdog between Odoo's commit and the
+watchdog's acknowledgement.
+
 Usage: ``python fake_odoo_rpc.py STATE.json`` prints the port, then serves.
 """
 
@@ -25,6 +31,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "auto_heal.fix.run"
+HANDOVER = "auto_heal.handover"
 #: run record state -> fix run state, as the addon maps them
 STATES = {"done": "done", "noop": "done", "rolled_back": "rolled_back"}
 
@@ -53,6 +60,8 @@ def _dispatch(state, service, method, args):
     if state.get("mode") == "rpc_error":
         raise Fault("odoo.exceptions.AccessError",
                     "You are not allowed to access 'Fix Run' (auto_heal.fix.run) records.")
+    if model == HANDOVER:
+        return _handover(state, name, margs)
     if model != MODEL:
         raise Fault("builtins.KeyError", model)
     if name == "watchdog_claim":
@@ -74,6 +83,26 @@ def _dispatch(state, service, method, args):
                 return True
         raise Fault("odoo.exceptions.MissingError", f"fix run {run_id} does not exist")
     raise Fault("builtins.AttributeError", f"type object '{MODEL}' has no attribute '{name}'")
+
+
+def _handover(state, name, margs):
+    """``auto_heal.handover``: each entry id is stored once, as the addon does."""
+    if name == "watchdog_patterns":
+        return state.get("patterns", [])
+    if name != "watchdog_handover":
+        raise Fault("builtins.AttributeError", f"type object '{HANDOVER}' has no attribute "
+                                               f"'{name}'")
+    received = state.setdefault("received", {})
+    stored, ignored = [], []
+    for entry in margs[0]:
+        entry_id = entry["id"]
+        received[entry_id] = received.get(entry_id, 0) + 1
+        if received[entry_id] == 1:
+            state.setdefault("stored", []).append(entry)
+            stored.append(entry_id)
+        else:
+            ignored.append(entry_id)
+    return {"stored": stored, "ignored": ignored}
 
 
 def serve(state_path):
@@ -135,7 +164,13 @@ def serve(state_path):
                                  "arguments": [fault.message], "context": {},
                                  "debug": "Traceback (most recent call last):\n..."}}}
                 save(state)
-                self.reply(200, answer)
+                delay = state.get("handover_delay", 0) if (params.get("args") or [None] * 5)[
+                    4:5] == ["watchdog_handover"] else 0
+            if delay:  # Odoo stored the batch; the answer is late (the watchdog may die now)
+                import time
+
+                time.sleep(delay)
+            self.reply(200, answer)
 
         def log_message(self, *args):
             pass
