@@ -118,8 +118,15 @@ def list_dumps(dest, database):
     prefix = database + "."
     if not os.path.isdir(dest):
         return []
-    return sorted(os.path.join(dest, name) for name in os.listdir(dest)
-                  if name.startswith(prefix) and name.endswith(".dump"))
+    found = []
+    for name in os.listdir(dest):
+        if name.startswith(prefix) and name.endswith(".dump"):
+            path = os.path.join(dest, name)
+            try:
+                found.append((os.stat(path).st_mtime_ns, path))
+            except FileNotFoundError:
+                continue
+    return [path for _, path in sorted(found)]  # oldest first
 
 
 def dump_database(database, dest, *, dsn="", host=None, port=None, user=None, keep=7,

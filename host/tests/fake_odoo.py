@@ -8,9 +8,11 @@ A real process with a real HTTP server that answers what the watchdog probes:
 Like Odoo it reads its config file at start (``--config``): a file that does
 not parse, or that sets ``fake_refuse = 1``, makes it print a traceback on
 stderr and exit 1 at once, before it serves. ``--mode-file`` holds the mode
-read at each start: ``healthy`` (default), ``crash`` (exit 1 at once) or
-``slow:SECONDS`` (log lines for SECONDS, then serve). ``--starts`` gets one JSON
-line per start (pid, time, mode), so a test counts restarts exactly.
+read at each start: ``healthy`` (default), ``crash`` (exit 1 at once),
+``slow:SECONDS`` (log lines for SECONDS, then serve: loading modules) or
+``silent:SECONDS`` (nothing for SECONDS, then serve: stuck before serving).
+``--starts`` gets one JSON line per start (pid, time, mode), so a test counts
+restarts exactly.
 
 ``--daemon`` forks into the background (its own session) and returns at once,
 like ``systemctl start``: the watchdog's ``restart via command`` argv. SIGTERM
@@ -143,10 +145,11 @@ def main(argv=None):
     if mode == "crash":
         log_line(args.log, "CRITICAL", "Failed to initialize database `fake`.")
         return 1
-    if mode.startswith("slow:"):
+    if mode.startswith(("slow:", "silent:")):
         deadline = time.time() + float(mode.split(":", 1)[1])
         while time.time() < deadline:
-            log_line(args.log, "INFO", "loading modules ...")
+            if mode.startswith("slow:"):
+                log_line(args.log, "INFO", "loading modules ...")
             time.sleep(0.2)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.dsn))
     server.daemon_threads = True
