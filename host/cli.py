@@ -509,8 +509,9 @@ def build_parser():
         "backup",
         parents=[audit_parent],
         formatter_class=fmt,
-        help="keep a versioned copy of odoo.conf with its checksum",
-        description="Keep a versioned copy of a config file (odoo.conf) with its checksum.",
+        help="keep a versioned copy of odoo.conf (--config) or a checked pg_dump (--db)",
+        description="Keep a versioned copy of a config file (odoo.conf) with its checksum, "
+        "or a pg_dump of a database checked with pg_restore --list.",
         epilog=BACKUP_EPILOG,
     )
     p.add_argument(
