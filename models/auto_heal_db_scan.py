@@ -20,6 +20,11 @@ they found::
 A bad setting stops only the checks that read it (and is reported); a bad
 timeout or row limit falls back to its default. A failing check records its
 error on its line and the others still run. The cron never raises.
+
+An open incident of a database check whose check ran without error and no
+longer reports its subject is resolved by the scan (``auto_heal.
+dbcheck_auto_resolve``, on by default): a past condition must not keep the
+health endpoint critical. If it comes back, it is a regression.
 """
 
 import json
@@ -97,6 +102,9 @@ class AutoHealDbScan(models.Model):
     finding_count = fields.Integer(string="Findings", readonly=True)
     incident_created_count = fields.Integer(string="New Incidents", readonly=True)
     incident_updated_count = fields.Integer(string="Updated Incidents", readonly=True)
+    incident_resolved_count = fields.Integer(
+        string="Resolved Incidents", readonly=True,
+        help="Open incidents of database checks that this scan found ok again.")
     check_ids = fields.One2many("auto_heal.db.scan.check", "scan_id", string="Check Lines",
                                 readonly=True)
 
@@ -220,12 +228,13 @@ class AutoHealDbScan(models.Model):
 
         findings = to_findings(run.results, patterns, database=cr.dbname)
         engine_incidents = aggregate(findings)
-        created = updated = self.env["auto_heal.incident"]
+        created = updated = resolved = self.env["auto_heal.incident"]
         try:
             with cr.savepoint():
                 created, updated = self.env["auto_heal.incident"]._record_engine_incidents(
                     engine_incidents, host=socket.gethostname(), source="database")
                 self.env["auto_heal.pattern"]._bump_counters(engine_incidents)
+                resolved = self._resolve_recovered(run, settings, now)
         except Exception as exc:  # noqa: BLE001 - the scan record says why
             _logger.exception("auto_heal: recording the database check incidents failed")
             errors.append("(incidents): %s: %s" % (type(exc).__name__, exc))
@@ -251,6 +260,7 @@ class AutoHealDbScan(models.Model):
             "finding_count": len(findings),
             "incident_created_count": len(created),
             "incident_updated_count": len(updated),
+            "incident_resolved_count": len(resolved),
             "check_ids": [(0, 0, vals) for vals in lines],
         })
         self._prune()
@@ -264,6 +274,56 @@ class AutoHealDbScan(models.Model):
             scan.check_count, scan.problem_count, scan.error_count, len(created), len(updated),
             scan.duration, scan.statements, scan.total_duration, scan.queries)
         return scan
+
+    @api.model
+    def _auto_resolve(self):
+        # sudo: see _check_settings.
+        value = self.env["ir.config_parameter"].sudo().get_param(
+            "auto_heal.dbcheck_auto_resolve", "1")
+        return str(value).strip().lower() not in ("0", "false", "no", "off", "")
+
+    @api.model
+    def _resolve_recovered(self, run, settings, now):
+        """Resolve the open incidents of checks that ran cleanly and no longer see them.
+
+        A check that failed, or whose problems reached ``max_rows`` (the list
+        may be cut), resolves nothing.
+        """
+        Incident = self.env["auto_heal.incident"]
+        if not self._auto_resolve():
+            return Incident
+        failed = {line.partition(": ")[0] for line in run.errors}
+        try:
+            max_rows = int(float(settings.get("max_rows") or DEFAULTS["max_rows"]))
+        except (TypeError, ValueError):
+            max_rows = DEFAULTS["max_rows"]
+        ran, problems = set(), {}
+        for result in run.results:
+            ran.add(result.check)
+            if result.status != "ok":
+                problems.setdefault(result.check, set()).add(mask_secrets(result.subject or "-"))
+        clean = {name for name in ran - failed if len(problems.get(name, ())) < max_rows}
+        if not clean:
+            return Incident
+        resolved = Incident
+        for incident in Incident.search([("source", "=", "database"),
+                                         ("state", "in", Incident.OPEN_STATES)]):
+            try:
+                captures = json.loads(incident.captures or "{}")
+            except ValueError:
+                continue
+            check, subject = captures.get("check"), captures.get("subject")
+            if check in clean and subject and subject not in problems.get(check, ()):
+                resolved |= incident
+        if resolved:
+            resolved.with_context(mail_notrack=True).write({"state": "resolved"})
+            for incident in resolved:
+                incident._message_log(body=self.env._(
+                    "Resolved by the database scan of %(date)s UTC: the check %(check)s no "
+                    "longer reports %(subject)s.", date=fields.Datetime.to_string(now),
+                    check=json.loads(incident.captures)["check"],
+                    subject=json.loads(incident.captures)["subject"]))
+        return resolved
 
     @api.model
     def _check_lines(self, names, run, blocked):

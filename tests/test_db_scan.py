@@ -94,7 +94,7 @@ class TestDbScan(TransactionCase):
             cr.execute("SELECT 1")  # psycopg2 opened the transaction: BEGIN
         self.assertEqual(connection.info.transaction_status,
                          psycopg2.extensions.TRANSACTION_STATUS_INTRANS)
-        return connection.get_backend_pid()
+        return connection
 
     def make_attachment_without_file(self):
         attachment = self.env["ir.attachment"].create({
@@ -112,7 +112,7 @@ class TestDbScan(TransactionCase):
     def test_every_check_on_real_states_becomes_incidents(self):
         cron = self.make_failing_cron()
         module = self.make_stuck_module()
-        pid = self.make_idle_session()
+        pid = self.make_idle_session().get_backend_pid()
         attachment = self.make_attachment_without_file()
         self.set_check("idle_in_transaction_warn_minutes", 0)
 
@@ -232,3 +232,36 @@ class TestDbScan(TransactionCase):
         scan = self.Scan._scan_database()
         self.assertFalse(old.exists())
         self.assertTrue(kept.exists() and scan.exists())
+
+    def test_recovered_subject_is_resolved_and_regresses_when_back(self):
+        cron = self.make_failing_cron()
+        session = self.make_idle_session()
+        pid = session.get_backend_pid()
+        self.set_check("idle_in_transaction_warn_minutes", 0)
+        self.Scan._scan_database()
+        failing = self.incident_for("cron_failing", f"cron:{cron.id}")
+        idle = self.incident_for("pg_idle_in_transaction", f"pid:{pid}")
+        self.assertEqual((failing.state, idle.state), ("new", "new"))
+
+        # the cron ran fine and the session ended its transaction
+        cron.write({"failure_count": 0, "first_failure_date": False})
+        session.rollback()
+        scan = self.Scan._scan_database()
+        self.assertEqual((failing.state, idle.state), ("resolved", "resolved"))
+        self.assertGreaterEqual(scan.incident_resolved_count, 2)
+        self.assertIn("no longer reports cron:%d" % cron.id,
+                      str(failing.message_ids[:1].body))
+
+        # a check that could not run resolves nothing; failing again is a regression
+        cron.write({"failure_count": 1, "first_failure_date": fields.Datetime.now()})
+        self.Scan._scan_database()
+        self.assertEqual((failing.state, failing.regression_count), ("regressed", 1))
+        cron.write({"failure_count": 0, "first_failure_date": False})
+        self.set_check("cron_failing_min_failures", "one")
+        self.Scan._scan_database()
+        self.assertEqual(failing.state, "regressed", "a blocked check resolves nothing")
+
+        self.params.set_param("auto_heal.dbcheck.cron_failing_min_failures", "1")
+        self.params.set_param("auto_heal.dbcheck_auto_resolve", "0")
+        self.Scan._scan_database()
+        self.assertEqual(failing.state, "regressed", "auto-resolve switched off")
