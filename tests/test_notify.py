@@ -13,7 +13,8 @@ import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from odoo.tests import TransactionCase, new_test_user, tagged
+from odoo.exceptions import ValidationError
+from odoo.tests import Form, TransactionCase, new_test_user, tagged
 
 from ..engine.incidents import Incident as EngineIncident
 
@@ -308,3 +309,17 @@ class TestNotifications(TransactionCase):
         self.assertIn(manager.partner_id, mail.recipient_ids)
         self.assertIn("deadlock detected", mail.body_html)
         self.assertIn(f"/{incident.id}", mail.body_html)
+
+    def test_channel_form_masks_the_url(self):
+        with Form(self.Channel) as form:
+            form.name = "ops"
+            form.kind = "mattermost"
+            form.url = "https://chat.example.com/hooks/abc123secret"
+        channel = form.record
+        self.assertEqual(channel.url_display, "https://chat.example.com/***")
+        self.assertEqual(channel._engine_channel().events, frozenset(
+            ["new_incident", "regression", "escalation", "approval_needed", "fix_failed",
+             "watchdog_restart"]))
+        with self.assertRaises(ValidationError):
+            self.channel("ftp://chat.example.com/hooks/x")
+        self.assertEqual(self.channel(False, kind="email").url_display, "Auto-Heal managers")
