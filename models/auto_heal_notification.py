@@ -293,6 +293,23 @@ class AutoHealNotificationEvent(models.Model):
             # sender to run soon.
             cron.sudo()._trigger()
 
+    def _still_true(self):
+        """Whether the event still holds now that its transaction committed.
+
+        A run created failed and then given its real final state (the watchdog
+        hand-over does so), a run approved before the sender ran, an
+        escalation already cleared: told as they are now, or not at all.
+        """
+        self.ensure_one()
+        run = self.fix_run_id
+        if self.event == "fix_failed":
+            return run.state in ("failed", "rolled_back")
+        if self.event == "approval_needed":
+            return run.state == "pending"
+        if self.event == "escalation":
+            return bool(run.escalated)
+        return True
+
     def _to_note(self, base_url):
         """The engine :class:`Notification` of this event, with the records' data now."""
         self.ensure_one()
@@ -554,7 +571,7 @@ class AutoHealNotificationOutbox(models.Model):
             events.unlink()  # no channel: nobody to tell (they were queued before removal)
             return
         base_url = self.get_base_url()
-        notes = [event._to_note(base_url) for event in events]
+        notes = [event._to_note(base_url) for event in events if event._still_true()]
         policy = self._throttle_policy()
         outbox = ModelOutbox(self)
         for channel in channels:

@@ -323,3 +323,22 @@ class TestNotifications(TransactionCase):
         with self.assertRaises(ValidationError):
             self.channel("ftp://chat.example.com/hooks/x")
         self.assertEqual(self.channel(False, kind="email").url_display, "Auto-Heal managers")
+
+    def test_watchdog_run_handed_over_as_done_is_no_failed_fix(self):
+        """The hand-over creates a run failed, then stores its final state: told as it is."""
+        server = self.server()
+        self.channel(server.url, kind="webhook", min_severity="low")
+        incident = self.record("ah-notify-handover", severity="high")
+        run = self.env["auto_heal.fix.run"].create({
+            "incident_id": incident.id, "action": "restart_service", "state": "failed",
+            "claimed_by": "erp2", "params": json.dumps({"service": "odoo"})})
+        run.write({"state": "done"})
+        self.assertEqual(sorted(self.Event.search([]).mapped("event")),
+                         ["fix_failed", "new_incident", "watchdog_restart"])
+        self.send()
+        [request] = server.requests
+        body = request["body"]
+        self.assertEqual(body["event"], "watchdog_restart")
+        self.assertEqual(body["events"], {"new_incident": 1, "watchdog_restart": 1})
+        self.assertEqual(body["fix_run"]["state"], "done")
+        self.assertEqual(body["incident"]["service"], "odoo")
