@@ -151,6 +151,8 @@ class Monitor:
         self.last_process = None
         self.last_decision = None
         self._http_failed_now = False
+        self._worker = None
+        self._worker_result = None
         self._load_state()
 
     # -- state ---------------------------------------------------------------------------
@@ -996,22 +998,70 @@ class Monitor:
         return OdooRPC(conf["url"] or self.config["odoo"]["url"], conf["db"], conf["login"],
                        key, timeout=conf["timeout"])
 
-    def handover(self, now, force=False):
-        """Send the spool to Odoo while it answers; acknowledge what it took."""
+    def _handover_due(self, now, force):
         conf = self.config["handover"]
         if not conf["db"]:
+            return False
+        if force:
+            return True
+        return self._odoo_answers() and now >= self.wd.get("handover_retry", 0)
+
+    def handover(self, now, force=False):
+        """Send the spool to Odoo now, in this thread; the number of entries Odoo took."""
+        if not self._handover_due(now, force):
             return None
-        if not force and (not self._odoo_answers() or now < self.wd.get("handover_retry", 0)):
-            return None
-        pending = self.spool.pending(limit=conf["batch"])
         refresh = now - self.wd.get("patterns_pulled", 0) >= PATTERNS_REFRESH
-        if not pending and not refresh:
-            return 0
-        sent = 0
+        if refresh:
+            self.wd["patterns_pulled"] = now
+        result = self._handover_job(refresh, now)
+        self._apply_handover(result, now)
+        return result["sent"]
+
+    def handover_async(self, now):
+        """Start a hand-over in a thread: a slow or hanging Odoo never stops the probes.
+
+        The thread only talks to Odoo and moves the spool's acknowledged offset
+        (the spool locks its own files); its counts and errors are taken into
+        the state by the loop, at the next cycle.
+        """
+        self.collect_handover(now)
+        if self._worker is not None or not self._handover_due(now, False):
+            return False
+        refresh = now - self.wd.get("patterns_pulled", 0) >= PATTERNS_REFRESH
+        if not refresh and not self.spool.pending(limit=1):
+            return False
+        if refresh:
+            self.wd["patterns_pulled"] = now
+
+        def job():
+            self._worker_result = self._handover_job(refresh, now)
+
+        self._worker_result = None
+        self._worker = threading.Thread(target=job, name="handover", daemon=True)
+        self._worker.start()
+        return True
+
+    def collect_handover(self, now, wait=0.0):
+        """Take the result of a finished hand-over thread into the state."""
+        if self._worker is None:
+            return
+        self._worker.join(wait)
+        if self._worker.is_alive():
+            return
+        self._worker = None
+        if self._worker_result is not None:
+            self._apply_handover(self._worker_result, now)
+            self._worker_result = None
+
+    def _handover_job(self, refresh, now):
+        """Talk to Odoo: pull the patterns if due, send the spool in batches, acknowledge."""
+        conf = self.config["handover"]
+        result = {"sent": 0, "stored": 0, "ignored": 0, "error": ""}
         try:
             client = self.client()
             if refresh:
                 self.pull_patterns(client, now)
+            pending = self.spool.pending(limit=conf["batch"])
             while pending:
                 entries = [{k: v for k, v in e.items() if k != "_end"} for e in pending]
                 answer = client.execute_kw(HANDOVER_MODEL, "watchdog_handover", [entries])
@@ -1024,27 +1074,33 @@ class Monitor:
                 if missing:
                     raise EngineError(f"Odoo did not take {len(missing)} entr(y/ies), e.g. "
                                       f"{missing[0]}")
-                self.spool.acknowledge(pending)
-                sent += len(entries)
-                self._count("handover", "stored", len(stored))
-                self._count("handover", "ignored", len(ignored))
+                self.spool.acknowledge(pending)  # only after Odoo's answer
+                result["sent"] += len(entries)
+                result["stored"] += len(stored)
+                result["ignored"] += len(ignored)
                 LOG.info("hand-over: %d entr(y/ies) to Odoo (%d stored, %d it already had)",
                          len(entries), len(stored), len(ignored))
                 pending = self.spool.pending(limit=conf["batch"])
         except (EngineError, OSError) as exc:
+            result["error"] = str(exc)
+        return result
+
+    def _apply_handover(self, result, now):
+        conf = self.config["handover"]
+        self._count("handover", "stored", result["stored"])
+        self._count("handover", "ignored", result["ignored"])
+        if result["error"]:
             self.wd["handover_retry"] = now + conf["retry"]
             self._once("handover", LOG.warning, f"hand-over to Odoo failed, retried in "
-                                                f"{conf['retry']:g}s: {exc}")
-            return sent
-        self._forget("handover", "hand-over to Odoo works again")
-        return sent
+                                                f"{conf['retry']:g}s: {result['error']}")
+        else:
+            self._forget("handover", "hand-over to Odoo works again")
 
     def pull_patterns(self, client, now):
         """Keep Odoo's patterns (with the admins' edits) for when Odoo is down."""
         from engine import fsutil
         from engine.patterns import PatternSet
 
-        self.wd["patterns_pulled"] = now
         try:
             entries = client.execute_kw(HANDOVER_MODEL, "watchdog_patterns", [])
         except EngineError as exc:
@@ -1084,8 +1140,7 @@ class Monitor:
         self.wd["status"] = {"time": now, "action": decision.action, "reason": decision.reason,
                              "healthy": decision.healthy,
                              "escalated": [s for s, p in self.policies.items() if p.escalated]}
-        self.commit()
-        self.handover(now)
+        self.handover_async(now)
         self.commit()
         return decision
 
@@ -1128,6 +1183,7 @@ class Monitor:
             if max_cycles and cycles >= max_cycles:
                 break
             self.stop_event.wait(max(0.0, interval - (time.monotonic() - started)))
+        self.collect_handover(self.clock(), wait=2.0)  # a hand-over in flight may finish
         self.save()
         self.notifier.stopping("stopping")
         LOG.info("watchdog stopped after %d cycle(s)", cycles)
