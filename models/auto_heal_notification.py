@@ -669,14 +669,20 @@ class AutoHealNotificationOutbox(models.Model):
 
     @api.model
     def _schedule_next(self):
-        """Trigger the sender at the next try of what is left, when sooner than planned."""
+        """Trigger the sender at the next try of what is left (once: no trigger piles up).
+
+        The cron's own ``nextcall`` is no guide here: while it runs because it
+        was due, it is still in the past.
+        """
         first = self.search([], order="next_try", limit=1)
-        if not first:
-            return
         cron = self.env.ref(CRON_XMLID, raise_if_not_found=False)
-        if not cron:
+        if not first or not cron:
             return
-        at = datetime.fromtimestamp(first.next_try, timezone.utc).replace(tzinfo=None)
-        if at < cron.nextcall:
-            cron._trigger(at=max(at, fields.Datetime.now()))
+        at = max(datetime.fromtimestamp(first.next_try, timezone.utc).replace(tzinfo=None),
+                 fields.Datetime.now())
+        pending = self.env["ir.cron.trigger"].search_count([
+            ("cron_id", "=", cron.id), ("call_at", "<=", at),
+            ("call_at", ">", fields.Datetime.now())], limit=1)
+        if not pending:
+            cron._trigger(at=at)
 

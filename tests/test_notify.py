@@ -10,9 +10,10 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from odoo import fields
 from odoo.exceptions import ValidationError
 from odoo.tests import Form, TransactionCase, new_test_user, tagged
 
@@ -194,6 +195,15 @@ class TestNotifications(TransactionCase):
         self.assertNotIn("s3cretpath", channel.last_error)
         self.assertAlmostEqual(item.next_try, now + 30, delta=1)
         uid = item.uid
+        cron = self.env.ref("auto_heal.ir_cron_send_notifications")
+        retry = self.env["ir.cron.trigger"].search([
+            ("cron_id", "=", cron.id),
+            ("call_at", ">", fields.Datetime.now() + timedelta(seconds=20))])
+        self.assertEqual(len(retry), 1, "the sender is woken up for the next try")
+        self.send(now)  # a second failing round does not pile up triggers
+        self.assertEqual(len(self.env["ir.cron.trigger"].search([
+            ("cron_id", "=", cron.id),
+            ("call_at", ">", fields.Datetime.now() + timedelta(seconds=20))])), 1)
 
         self.send(now + 10)  # not due yet: not tried
         self.assertEqual(item.attempts, 1)
