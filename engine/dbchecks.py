@@ -634,6 +634,59 @@ def check_cron_switched_off(cursor, settings=None, ctx=None):
     return results
 
 
+_PROBE_SAVEPOINT = "auto_heal_cron_probe"
+
+
+def _serialization_failure(exc):
+    """PostgreSQL's 40001: a row changed after this transaction's snapshot."""
+    return getattr(exc, "pgcode", None) == "40001" or \
+        type(exc).__name__ == "SerializationFailure"
+
+
+def _probe_cron_locks(cursor, due_sql):
+    """Ids among the due crons whose row lock another transaction holds (sorted).
+
+    The probe asks for Odoo's own ``FOR NO KEY UPDATE SKIP LOCKED``. In a
+    REPEATABLE READ transaction (Odoo's), a row that another worker updated
+    after this transaction's snapshot (it finished a job meanwhile) cannot
+    be locked: PostgreSQL raises a serialization failure for the whole
+    statement. Then each due cron is probed alone: a row changed since the
+    snapshot was written by a run that ended or began during this scan, so
+    it is not one held for long.
+    """
+    cursor.execute("SAVEPOINT %s" % _PROBE_SAVEPOINT)
+    try:
+        rows = _query(cursor, """
+            WITH due AS (%s),
+            free AS (
+                SELECT c.id FROM ir_cron c WHERE c.id IN (SELECT id FROM due)
+                   FOR NO KEY UPDATE SKIP LOCKED)
+            SELECT due.id, free.id IS NULL AS locked
+              FROM due LEFT JOIN free ON free.id = due.id""" % due_sql)
+    except Exception as exc:
+        cursor.execute("ROLLBACK TO SAVEPOINT %s" % _PROBE_SAVEPOINT)
+        if not _serialization_failure(exc):
+            raise
+    else:
+        cursor.execute("RELEASE SAVEPOINT %s" % _PROBE_SAVEPOINT)
+        return sorted(row["id"] for row in rows if row["locked"])
+    locked = []
+    for row in _query(cursor, due_sql):
+        cursor.execute("SAVEPOINT %s" % _PROBE_SAVEPOINT)
+        try:
+            free = _query(cursor, "SELECT id FROM ir_cron WHERE id = %s "
+                                  "FOR NO KEY UPDATE SKIP LOCKED", (row["id"],))
+        except Exception as exc:
+            cursor.execute("ROLLBACK TO SAVEPOINT %s" % _PROBE_SAVEPOINT)
+            if not _serialization_failure(exc):
+                raise
+            continue  # changed since the snapshot: not held for long
+        cursor.execute("RELEASE SAVEPOINT %s" % _PROBE_SAVEPOINT)
+        if not free:
+            locked.append(row["id"])
+    return sorted(locked)
+
+
 def check_cron_stuck(cursor, settings=None, ctx=None):
     """Running crons that hold their lock far longer than usual, and runs that died.
 
@@ -658,17 +711,10 @@ def check_cron_stuck(cursor, settings=None, ctx=None):
     if "ir_cron_trigger" in ctx.tables:
         trigger = f"""OR EXISTS (SELECT 1 FROM ir_cron_trigger t
                                  WHERE t.cron_id = c.id AND t.call_at <= {NOW_UTC})"""
-    probe = _query(cursor, f"""
-        WITH due AS (
-            SELECT c.id FROM ir_cron c
-             WHERE c.active AND (c.nextcall <= {NOW_UTC} {trigger})
-             ORDER BY c.id LIMIT 500),
-        free AS (
-            SELECT c.id FROM ir_cron c WHERE c.id IN (SELECT id FROM due)
-               FOR NO KEY UPDATE SKIP LOCKED)
-        SELECT due.id, free.id IS NULL AS locked
-          FROM due LEFT JOIN free ON free.id = due.id""")
-    locked = sorted(row["id"] for row in probe if row["locked"])
+    locked = _probe_cron_locks(cursor, f"""
+        SELECT c.id FROM ir_cron c
+         WHERE c.active AND (c.nextcall <= {NOW_UTC} {trigger})
+         ORDER BY c.id LIMIT 500""")
     floor = s["cron_stuck_minutes"] * 60
     threshold = "max(%s, %g x the last run)" % (human_duration(floor), s["cron_stuck_factor"])
     known = dict(ctx.previous.get("cron_locked_since") or {})

@@ -649,7 +649,9 @@ def test_statements_are_bounded(scenario):
     assert len(counting.sql) == run.stats["statements"]
     overhead = sum(1 for sql in counting.sql
                    if sql.startswith(("SAVEPOINT", "ROLLBACK", "RELEASE", "SELECT set_config")))
-    assert overhead == 2 * len(CHECKS) + 4
+    # per check: its timeouts and its rollback; once: the setup, the release; and the
+    # savepoint around the cron lock probe (SAVEPOINT + RELEASE)
+    assert overhead == 2 * len(CHECKS) + 6
     assert len(counting.sql) - overhead <= 30  # the checks' own queries
     assert elapsed < 5
     print("\nrun_checks: %d statements (%d by the checks), %.3f s" % (
@@ -706,6 +708,30 @@ def test_a_caller_transaction_that_read_the_statistics_sees_new_sessions(plain_d
         assert "pid:%d" % idle.get_backend_pid() in [r.subject for r in run.results]
     idle.rollback()
     checker.rollback()
+
+
+@needs_pg
+def test_cron_probe_in_repeatable_read_after_a_worker_updated_a_row(plain_db):
+    """Odoo's transactions are REPEATABLE READ: a cron row a worker updated after the
+    scan's snapshot cannot be locked (40001). The probe goes on row by row."""
+    db = plain_db
+    changed = _insert_cron(db, "finished meanwhile", nextcall=ago("1 hour"))
+    held = _insert_cron(db, "running", nextcall=ago("1 hour"))
+    worker = db.connect()
+    with worker.cursor() as cr:  # a cron worker running the job (Odoo's lock)
+        cr.execute("SELECT id FROM ir_cron WHERE id = %s FOR NO KEY UPDATE", (held,))
+    checker = db.connect()
+    checker.set_session(isolation_level="REPEATABLE READ")
+    with checker.cursor() as cr:
+        cr.execute("SELECT count(*) FROM ir_cron")  # the scan's snapshot is taken
+        db.run("UPDATE ir_cron SET lastcall = %s WHERE id = %%s" % NOW, (changed,))
+        run = run_checks(cr, names=["cron_stuck"], settings=FAST)
+        assert run.errors == []
+        assert set(run.counters["cron_locked_since"]) == {str(held)}
+        [ok] = run.results
+        assert ok.details["running_cron_ids"] == [held]
+    checker.rollback()
+    worker.rollback()
 
 
 @needs_pg
