@@ -122,9 +122,13 @@ def test_sigstop_hung_odoo_is_detected_after_n_failures_and_restarted(tmp_path, 
 def test_crash_loop_restarts_n_times_then_escalates_and_reset_clears_it(tmp_path, fake,
                                                                           monitors):
     first = fake.start()
+    hook = tmp_path / "alerts.jsonl"  # the notification hook: one JSON object per alert
     config = base_config(tmp_path, fake, restart={"max_restarts": 3, "first_delay": 0.5,
                                                   "factor": 2.0, "max_delay": 2.0},
-                         odoo={"restart": {"timeout": 2.0}})
+                         odoo={"restart": {"timeout": 2.0}},
+                         alert={"command": [sys.executable, "-c",
+                                            "import sys; open(sys.argv[1], 'a').write("
+                                            "sys.stdin.read() + '\\n')", str(hook)]})
     config_path = write_config(tmp_path, config)
     state_dir = tmp_path / "state"
     monitor = monitors(config_path, state_dir)
@@ -148,6 +152,9 @@ def test_crash_loop_restarts_n_times_then_escalates_and_reset_clears_it(tmp_path
     [escalation] = [e for e in entries if e["kind"] == "escalation"]
     assert escalation["incident"]["pattern"] == "watchdog_escalated"
     assert escalation["incident"]["severity"] == "critical"
+    [alert] = [json.loads(line) for line in open(hook)]
+    assert (alert["event"], alert["service"], alert["severity"]) == ("escalated", "odoo",
+                                                                     "critical")
     status = subprocess.run([sys.executable, BIN, "status", "--config", config_path],
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 1 and status.stdout.startswith("ESCALATED"), status.stdout
@@ -356,11 +363,18 @@ def test_log_rotated_during_scans_loses_and_doubles_nothing(tmp_path, fake, moni
 
 def test_watchdog_sigkill_keeps_state_and_hands_over_nothing_twice(tmp_path, fake, monitors):
     rpc_state = tmp_path / "rpc.json"
+    from engine.scanner import DEFAULT_PATTERNS
+
+    deadlock = [p for p in json.load(open(DEFAULT_PATTERNS))["patterns"]
+                if p["type"] == "db_deadlock"]
+    edited = [dict(deadlock[0], severity="critical")]  # an admin's edit in Odoo
     rpc_state.write_text(json.dumps({"db": "prod", "login": "watchdog", "key": "k" * 40,
-                                     "uid": 7, "runs": [], "handover_delay": 4}))
+                                     "uid": 7, "runs": [], "handover_delay": 4,
+                                     "patterns": edited}))
     rpc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
                                                          "fake_odoo_rpc.py"), str(rpc_state)],
-                           stdout=subprocess.PIPE, text=True, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           start_new_session=True)  # a killed client: BrokenPipe noise
     try:
         port = int(rpc.stdout.readline())
         key_file = tmp_path / "api-key"
@@ -408,10 +422,14 @@ def test_watchdog_sigkill_keeps_state_and_hands_over_nothing_twice(tmp_path, fak
         rpc_data = json.loads(rpc_state.read_text())
         rpc_data["handover_delay"] = 0
         rpc_state.write_text(json.dumps(rpc_data))
+        restarted_at = time.monotonic()
         wait_for(lambda: not [e for e in spool_entries(state_dir)
                               if e["id"] not in json.loads(rpc_state.read_text())["received"]]
                  and os.path.getsize(state_dir / "spool.jsonl") == 0, 30,
                  what="the spool drained")
+        record_time("watchdog_sigkill", time.monotonic() - restarted_at,
+                    note="from the second watchdog's start to the unacknowledged batch "
+                         "resent and acknowledged (Odoo kept each id once)")
         rpc_data = json.loads(rpc_state.read_text())
         ids = [e["id"] for e in rpc_data["stored"]]
         assert len(ids) == len(set(ids))  # nothing stored twice
@@ -435,6 +453,18 @@ def test_watchdog_sigkill_keeps_state_and_hands_over_nothing_twice(tmp_path, fak
         assert "attempt 2 in the window" in open(tmp_path / "watchdog.log").read()
         time.sleep(1.5)
         assert monitor.watchdog()["counters"]["findings"]["db_deadlock"] == 8
+        # the patterns pulled from Odoo (with the admin's edit) are what the scans use now
+        exported = json.loads((state_dir / "patterns.json").read_text())
+        assert exported["patterns"] == edited
+        assert f"patterns: 1 from {state_dir / 'patterns.json'}" in open(
+            tmp_path / "watchdog.log").read()
+        def deadlocks():
+            return [e["incident"] for e in json.loads(rpc_state.read_text())["stored"]
+                    if e["kind"] == "incident" and e["incident"]["pattern"] == "db_deadlock"]
+
+        wait_for(lambda: sum(i["count"] for i in deadlocks()) == 8, 20,
+                 what="all eight findings handed over, once")
+        assert "critical" in {i["severity"] for i in deadlocks()}
     finally:
         os.killpg(rpc.pid, signal.SIGKILL)
         rpc.wait(10)

@@ -204,3 +204,56 @@ def test_the_example_config_loads_and_documents_every_key():
         assert section in text, section
         assert f"\n{key[-1]} =" in text or f"\n# {key[-1]} =" in text, key
     assert config["odoo"]["restart"]["via"] == "systemd"
+
+
+CRON_XML = b"""<?xml version="1.0" encoding="utf-8"?>
+<odoo>
+    <record id="ir_cron_legacy" model="ir.cron">
+        <field name="name">Legacy job</field>
+        <field name="model_id" ref="base.model_res_partner"/>
+        <field name="state">code</field>
+        <field name="code">model.search([], limit=1)</field>
+        <field name="numbercall">-1</field>
+        <field name="doall" eval="False"/>
+    </record>
+</odoo>
+"""
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_a_log_finding_runs_its_host_fix_only_where_the_policy_allows(tmp_path, fake, monitors,
+                                                                       allowed):
+    from engine.scanner import REPO_ROOT
+
+    fake.start()
+    xml = tmp_path / "addons" / "legacy_cron" / "data" / "cron.xml"
+    xml.parent.mkdir(parents=True)
+    xml.write_bytes(CRON_XML)
+    sample = os.path.join(REPO_ROOT, "tests", "samples", "real",
+                          "odoo18-numbercall-startup-failure.log")
+    text = open(sample).read().replace("/srv/addons/legacy_cron", str(xml.parent.parent))
+    config = base_config(tmp_path, fake, fixes={
+        "auto": ["remove_deprecated_cron_fields"] if allowed else [],
+        "roots": [str(tmp_path / "addons")]})
+    state_dir = tmp_path / "state"
+    monitor = monitors(write_config(tmp_path, config), state_dir)
+    monitor.wait(lambda wd: wd["status"]["healthy"], 20)
+    with open(fake.log, "a") as handle:  # Odoo failed to load a module with numbercall
+        handle.write(text)
+    monitor.wait(lambda wd: wd["counters"]["findings"].get("cron_field_deprecated"), 20)
+    time.sleep(1.5)
+    entries = spool_entries(state_dir)
+    [incident] = [e["incident"] for e in entries if e["kind"] == "incident"
+                  and e["incident"]["pattern"] == "cron_field_deprecated"]
+    assert incident["captures"]["xml_file"] == str(xml)
+    runs = [e["record"] for e in entries if e["kind"] == "fix_run"]
+    if allowed:
+        assert [(r["action"], r["state"], r["incident"]) for r in runs] == [
+            ("remove_deprecated_cron_fields", "done", incident["fingerprint"])]
+        assert b"numbercall" not in xml.read_bytes() and b"doall" not in xml.read_bytes()
+        backup = runs[0]["backup"]["files"][0]["backup_path"]
+        assert open(backup, "rb").read() == CRON_XML
+    else:  # a finding for Odoo, nothing touched
+        assert runs == [] and xml.read_bytes() == CRON_XML
+        assert "remove_deprecated_cron_fields is not in [fixes] auto here" in open(
+            tmp_path / "watchdog.log").read()
