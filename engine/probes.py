@@ -198,6 +198,9 @@ def _measure(pid, now=None):
     key = (pid, round(started, 2))
     previous = _CPU_SEEN.get(key)
     _CPU_SEEN[key] = (now, cpu_seconds)
+    if len(_CPU_SEEN) > 64:  # a process seen once long ago: forget it
+        for old in sorted(_CPU_SEEN, key=lambda k: _CPU_SEEN[k][0])[:-32]:
+            del _CPU_SEEN[old]
     cpu = None
     if previous and now > previous[0]:
         cpu = round(100.0 * (cpu_seconds - previous[1]) / (now - previous[0]), 1)

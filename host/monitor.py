@@ -69,6 +69,8 @@ SERVICES = ("odoo", "postgresql")
 HANDOVER_MODEL = "auto_heal.handover"
 #: How often the patterns are pulled from Odoo while it answers (seconds).
 PATTERNS_REFRESH = 600.0
+#: After this many failed cycles in a row the watchdog exits (systemd restarts it).
+MAX_FAILED_CYCLES = 10
 #: Spool entry kinds.
 KINDS = ("incident", "fix_run", "restart", "drift", "escalation", "alert")
 
@@ -218,7 +220,9 @@ class Monitor:
         """Queue a spool entry; it reaches the spool at the next :meth:`commit`."""
         import uuid
 
-        entry = dict(entry, host=self.host)
+        from host.cli import _mask_value
+
+        entry = _mask_value(dict(entry, host=self.host))  # the outbox is text kept too
         entry.setdefault("id", uuid.uuid4().hex)
         entry.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.outbox.append(entry)
@@ -1166,14 +1170,24 @@ class Monitor:
         interval = self.config["watchdog"]["interval"]
         LOG.info("watchdog started (pid %d, host %s, config %s)", os.getpid(), self.host,
                  self.config.get("_path") or "-")
-        cycles = 0
+        cycles = failed = 0
         while not self.stop_event.is_set():
             started = time.monotonic()
             try:
                 decision = self.cycle()
+                failed = 0
             except EngineError as exc:
                 LOG.error("cycle failed: %s", exc)
-                decision = None
+                decision, failed = None, failed + 1
+            except Exception:  # a bug: keep watching, but not forever
+                LOG.exception("cycle failed (a bug)")
+                decision, failed = None, failed + 1
+            if failed >= MAX_FAILED_CYCLES:
+                LOG.critical("%d cycles in a row failed: stopping (systemd restarts the "
+                             "watchdog)", failed)
+                self.notifier.stopping("failing")
+                raise EngineError(f"{failed} watchdog cycles in a row failed; see "
+                                  f"{self.config['watchdog']['log_file']}")
             cycles += 1
             status = self.status_text(decision) if decision else "cycle failed; see the log"
             if cycles == 1:
