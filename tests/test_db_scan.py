@@ -13,11 +13,13 @@ import logging
 import os
 import secrets
 from datetime import timedelta
+from unittest.mock import patch
 
 import psycopg2
 from odoo import fields
 from odoo.sql_db import connection_info_for
 from odoo.tests import TransactionCase, tagged
+from odoo.tools import mute_logger
 
 from ..engine.dbchecks import CHECKS
 
@@ -265,3 +267,16 @@ class TestDbScan(TransactionCase):
         self.params.set_param("auto_heal.dbcheck_auto_resolve", "0")
         self.Scan._scan_database()
         self.assertEqual(failing.state, "regressed", "auto-resolve switched off")
+
+    def test_cron_never_raises(self):
+        """A bug anywhere in the scan is recorded as a failed scan; the cron goes on."""
+        cron = self.make_failing_cron()
+        with patch.object(type(self.Scan), "_check_lines", side_effect=RuntimeError("boom")), \
+                mute_logger("odoo.addons.auto_heal.models.auto_heal_db_scan"):
+            scan = self.Scan._cron_scan_database()
+        self.assertEqual((scan.state, scan.errors), ("error", "(scan): RuntimeError: boom"))
+        # what the failed scan did was rolled back with its savepoint, the rest is intact
+        self.assertFalse(self.incidents("cron_failing"))
+        self.assertTrue(cron.exists())
+        self.assertIn(self.Scan._cron_scan_database().state, ("warning", "critical"))
+        self.incident_for("cron_failing", f"cron:{cron.id}")
