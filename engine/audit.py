@@ -30,7 +30,7 @@ import time
 from contextlib import contextmanager
 
 from .errors import EngineError
-from .secrets import mask_secrets
+from .secrets import mask_secrets, mask_values
 
 SYSTEM_DIR = "/var/log/odoo_auto_heal"
 FILE_NAME = "audit.jsonl"
@@ -74,14 +74,6 @@ def default_audit_log(environ=None):
     return os.path.join(state, "auto_heal", FILE_NAME)
 
 
-def _mask(value):
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_mask(v) for v in value]
-    return value
 
 
 class AuditLog:
@@ -115,7 +107,7 @@ class AuditLog:
             "pid": os.getpid(),
         }
         if details:
-            entry["details"] = _mask(details)
+            entry["details"] = mask_values(details)
         line = (json.dumps(entry, sort_keys=False, default=str, ensure_ascii=False) + "\n").encode(
             "utf-8"
         )

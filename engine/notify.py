@@ -59,7 +59,7 @@ from typing import Protocol
 
 from .fsutil import atomic_write
 from .patterns import SEVERITIES, SEVERITY_RANK
-from .secrets import mask_secrets
+from .secrets import mask_secrets, mask_values
 
 EVENTS = ("new_incident", "regression", "escalation", "approval_needed", "fix_failed",
           "watchdog_restart")
@@ -208,14 +208,6 @@ class Channel:
 # payloads
 
 
-def _mask(value):
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_mask(v) for v in value]
-    return value
 
 
 def _md(text):
@@ -319,7 +311,7 @@ def json_payload(note):
     >>> body["event"], body["incident"]["id"], body["fix_run"]
     ('regression', 7, None)
     """
-    return _mask({
+    return mask_values({
         "event": note.event,
         "incident": dict(note.incident or {}),
         "fix_run": dict(note.fix_run) if note.fix_run else None,
@@ -390,7 +382,7 @@ def digest_payload(channel, notes):
                 "body": mask_secrets("\n".join([head] + lines)),
                 "body_html": mask_secrets("<p>%s</p><ul>%s</ul>" % (html.escape(head), "".join(
                     "<li>%s</li>" % html.escape(line) for line in lines)))}
-    return _mask({"event": DIGEST, "summary": head,
+    return mask_values({"event": DIGEST, "summary": head,
                   "items": [json_payload(note) for note in notes[:50]],
                   "count": len(notes)})
 
@@ -664,7 +656,7 @@ class OutboxItem:
 
 
 def new_item(channel, payload, now, key="", seq=0):
-    return OutboxItem(id=uuid.uuid4().hex, channel=channel, payload=_mask(payload),
+    return OutboxItem(id=uuid.uuid4().hex, channel=channel, payload=mask_values(payload),
                       created=now, next_try=now, key=key or "", seq=seq)
 
 

@@ -76,3 +76,18 @@ def mask_secrets(text):
     for regex, _ in _RULES:
         text = regex.sub(lambda m: m.group("pre") + MASK, text)
     return text
+
+
+def mask_values(value):
+    """Mask the secrets in every string of a JSON-able value; keys stay as they are.
+
+    >>> mask_values({"dsn": "postgresql://u:pw@db/x", "tries": [1, "token=abc"], "ok": True})
+    {'dsn': 'postgresql://u:***@db/x', 'tries': [1, 'token=***'], 'ok': True}
+    """
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {key: mask_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_values(item) for item in value]
+    return value

@@ -34,21 +34,13 @@ from datetime import datetime, timezone
 
 from .errors import EngineError
 from .fsutil import atomic_write
-from .secrets import mask_secrets
+from .secrets import mask_values
 
 
 class SpoolError(EngineError):
     """The spool cannot be written or read."""
 
 
-def _mask(value):
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v) for v in value]
-    return value
 
 
 class Spool:
@@ -72,7 +64,7 @@ class Spool:
 
     def append(self, entry):
         """Store *entry* (secrets masked) with a new ``id`` and ``time``; return it."""
-        entry = dict(_mask(entry))
+        entry = dict(mask_values(entry))
         entry.setdefault("id", uuid.uuid4().hex)
         entry.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         line = json.dumps(entry, sort_keys=True, default=str).encode("utf-8") + b"\n"

@@ -33,7 +33,7 @@ import time
 
 from engine import audit as audit_mod
 from engine.errors import EngineError
-from engine.secrets import mask_secrets
+from engine.secrets import mask_secrets, mask_values
 
 PROG = "auto-heal"
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -1147,14 +1147,6 @@ def _budget(args):
     )
 
 
-def _mask_value(value):
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if isinstance(value, dict):
-        return {k: _mask_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_value(v) for v in value]
-    return value
 
 
 def _masked(record):
@@ -1162,8 +1154,8 @@ def _masked(record):
 
     The backup manifest is left as it is: rollback needs its paths verbatim.
     """
-    record.params = _mask_value(record.params)
-    record.plan = _mask_value(record.plan)
+    record.params = mask_values(record.params)
+    record.plan = mask_values(record.plan)
     record.output = mask_secrets(record.output)
     record.error = mask_secrets(record.error)
     return record

@@ -47,6 +47,7 @@ from engine.budget import BudgetPolicy
 from engine.errors import EngineError, LogSourceError
 from engine.fingerprint import fingerprint
 from engine.probes import http_probe, probe_process
+from engine.secrets import mask_values
 from engine.spool import Spool, SpoolError
 from engine.watchdog import (
     FAILING,
@@ -220,9 +221,8 @@ class Monitor:
         """Queue a spool entry; it reaches the spool at the next :meth:`commit`."""
         import uuid
 
-        from host.cli import _mask_value
 
-        entry = _mask_value(dict(entry, host=self.host))  # the outbox is text kept too
+        entry = mask_values(dict(entry, host=self.host))  # the outbox is text kept too
         entry.setdefault("id", uuid.uuid4().hex)
         entry.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.outbox.append(entry)

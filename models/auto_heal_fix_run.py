@@ -48,7 +48,7 @@ from ..engine.actions import ActionError, Context, Plan, RunRecord, get_action
 from ..engine.actions.runner import execute, rollback_run
 from ..engine.budget import BudgetPolicy, decide
 from ..engine.policy import needs_approval
-from ..engine.secrets import mask_secrets
+from ..engine.secrets import mask_secrets, mask_values
 
 _logger = logging.getLogger(__name__)
 
@@ -99,17 +99,6 @@ def _utc_naive(text):
     return moment.replace(microsecond=0)
 
 
-def _mask_values(value):
-    """Mask the secrets in every string of a JSON-able value (keys stay as they are)."""
-    if isinstance(value, str):
-        return mask_secrets(value)
-    if isinstance(value, dict):
-        return {key: _mask_values(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_mask_values(item) for item in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return mask_secrets(str(value))
 
 
 class RunAudit:
@@ -133,7 +122,7 @@ class RunAudit:
             "pid": os.getpid(),
         }
         if details:
-            entry["details"] = _mask_values(details)
+            entry["details"] = mask_values(json.loads(json.dumps(details, default=str)))
         line = json.dumps(entry, default=str, ensure_ascii=False)
         self.lines.append(line)
         _logger.info("auto_heal audit: %s", line)
@@ -752,6 +741,7 @@ class AutoHealFixRun(models.Model):
     @api.model
     def _cron_run_approved(self, limit=20):
         """The "run fixes" cron: approved Odoo runs, one savepoint each, lock-skipping."""
+        self._fail_stale_claims()
         runs = self.search([("state", "=", "approved"), ("runs_on", "=", "odoo")],
                            order="id", limit=limit)
         done = self.browse()
@@ -761,6 +751,31 @@ class AutoHealFixRun(models.Model):
             run._execute()
             done |= run
         return done
+
+    @api.model
+    def _fail_stale_claims(self):
+        """Host runs a watchdog claimed but never reported: failed, escalated.
+
+        A watchdog that died with a run in hand must not leave it "running"
+        for ever, nor let the same run be claimed again behind a person's back.
+        """
+        # sudo: a system parameter, read by the cron and by managers alike
+        minutes = self.env["ir.config_parameter"].sudo().get_param(
+            "auto_heal.watchdog_report_timeout_minutes", "60")
+        try:
+            minutes = max(1, int(minutes))
+        except ValueError:
+            minutes = 60
+        since = fields.Datetime.now() - timedelta(minutes=minutes)
+        stale = self.search([("state", "=", "running"), ("runs_on", "=", "host"),
+                             ("claimed_by", "!=", False), ("started_date", "<", since)])
+        for run in stale:
+            run._store_record(RunRecord(
+                run_id="", action=run.action, target=run.target or "", state="failed",
+                actor="odoo:cron", escalate=True,
+                error=f"the watchdog on {run.claimed_by} did not report back within "
+                      f"{minutes} min; check that host, then run or reject it again"))
+        return stale
 
     def _try_lock(self):
         """Lock this run's row like ir.cron locks a job; False if another worker has it."""
