@@ -208,7 +208,8 @@ class AutoHealHandover(models.Model):
                 by_host.setdefault(_text(entry.get("host"), 128) or False, []).append(engine)
         records = Incident.browse()
         for host, batch in by_host.items():
-            created, updated = Incident._record_engine_incidents(batch, host=host or None)
+            created, updated = Incident._record_engine_incidents(batch, host=host or None,
+                                                                 source="watchdog")
             records |= created | updated
         found = {incident.fingerprint: incident for incident in records}
         for entry in entries:
@@ -249,8 +250,8 @@ class AutoHealHandover(models.Model):
                         "message": f"{record.action} on {record.target or '-'} (run by the "
                                    f"watchdog on {host})",
                         "first_seen": record.started, "last_seen": record.ended}
-                created, updated = Incident._record_engine_incidents([engine_incident(data)],
-                                                                     host=host)
+                created, updated = Incident._record_engine_incidents(
+                    [engine_incident(data)], host=host, source="watchdog")
                 incident = (created | updated)[:1]
             run = Run.search([("incident_id", "=", incident.id), ("action", "=", record.action),
                               ("state", "in", _TAKE_OVER_STATES)], limit=1)

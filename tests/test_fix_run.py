@@ -445,6 +445,22 @@ class TestWatchdogApi(FixRunCase):
         with self.assertRaises(UserError):
             run.with_user(self.manager).action_rollback()  # a host run rolls back on the host
 
+    def test_a_claim_never_reported_fails_escalated_after_the_timeout(self):
+        pattern = self.make_pattern("ah_host_lost", "ah_test_host_fix", "low")
+        incident = self.make_incident(pattern, "ah-host-lost")
+        run = self.make_run(incident, {"service": "odoo"})
+        api = self.Run.with_user(self.manager)
+        self.assertIn(run.id, [claim["id"] for claim in api.watchdog_claim("web-9")])
+        self.settings(watchdog_report_timeout_minutes=30)
+        run.started_date = fields.Datetime.now() - timedelta(minutes=20)
+        self.assertFalse(self.Run._fail_stale_claims())  # still within the timeout
+        self.assertEqual(run.state, "running")
+        run.started_date = fields.Datetime.now() - timedelta(minutes=31)
+        self.Run._cron_run_approved()
+        self.assertEqual((run.state, run.escalated), ("failed", True))
+        self.assertIn("the watchdog on web-9 did not report back within 30 min", run.error)
+        self.assertNotIn(run.id, [claim["id"] for claim in api.watchdog_claim("web-9")])
+
     def test_reports_of_refused_and_failed_host_runs(self):
         pattern = self.make_pattern("ah_host_bad", "ah_test_host_fix", "low")
         api = self.Run.with_user(self.manager)

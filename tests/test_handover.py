@@ -96,6 +96,7 @@ class TestHandover(TransactionCase):
 
         down = self.Incident.search([("fingerprint", "=", "wd-odoo-down")])
         self.assertEqual((down.pattern_type, down.host, down.count), ("odoo_down", HOST, 1))
+        self.assertEqual(down.source, "watchdog")
         [restart] = down.fix_run_ids
         self.assertEqual((restart.action, restart.state, restart.runs_on, restart.claimed_by),
                          ("restart_service", "done", "host", HOST))
