@@ -20,7 +20,6 @@ probes it but is given no way to restart it.
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -28,8 +27,17 @@ import sys
 import textwrap
 import time
 
-import pytest
-
+from host.tests.real_odoo import (
+    ODOO_BIN,
+    ODOO_TIMEOUT,
+    addons_path,
+    needs_real_odoo,
+    odoo_args,
+    odoo_env,
+    pg,
+    query,
+    tail,
+)
 from host.tests.watchdog_helpers import (
     MonitorProcess,
     alive,
@@ -40,15 +48,7 @@ from host.tests.watchdog_helpers import (
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ODOO_BIN = os.environ.get("ODOO_BIN", "").strip()
-PGHOST = os.environ.get("AUTO_HEAL_PGHOST", "").strip()
-ODOO_TIMEOUT = 1200
-
-pytestmark = pytest.mark.skipif(
-    not ODOO_BIN or not PGHOST,
-    reason="needs a real Odoo 18 (ODOO_BIN) and PostgreSQL (AUTO_HEAL_PGHOST); "
-    "`make test` sets both",
-)
+pytestmark = needs_real_odoo
 
 SETUP = textwrap.dedent("""
     import json
@@ -61,67 +61,6 @@ SETUP = textwrap.dedent("""
     env.cr.commit()
     print("AH_SETUP " + json.dumps({"key": key}))
 """)
-
-
-def _pg():
-    return {"host": PGHOST, "port": os.environ.get("AUTO_HEAL_PGPORT", "5432"),
-            "user": os.environ.get("AUTO_HEAL_PGUSER", "odoo"),
-            "password": os.environ.get("AUTO_HEAL_PGPASSWORD", "")}
-
-
-def _connect(dbname):
-    psycopg2 = pytest.importorskip("psycopg2")
-    pg = _pg()
-    return psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"],
-                            password=pg["password"], dbname=dbname, connect_timeout=10)
-
-
-def _query(dbname, sql, args=()):
-    conn = _connect(dbname)
-    try:
-        with conn.cursor() as cr:
-            cr.execute(sql, args)
-            return cr.fetchall()
-    finally:
-        conn.close()
-
-
-def _addons_path(tmp_path):
-    configured = os.environ.get("AUTO_HEAL_ODOO_ADDONS_PATH", "").strip()
-    if configured:
-        return configured
-    from tools.odoo_env import addons_dir_with_auto_heal, odoo_addons_path
-
-    return "%s,%s" % (odoo_addons_path(ODOO_BIN), addons_dir_with_auto_heal(tmp_path / "link"))
-
-
-def _odoo_args(addons_path, dbname, data_dir, logfile, port):
-    pg = _pg()  # the password goes through PGPASSWORD, never on an argv
-    return [f"--addons-path={addons_path}", "-d", dbname, f"--db-filter=^{dbname}$",
-            "--db_host", pg["host"], "--db_port", str(pg["port"]), "--db_user", pg["user"],
-            "--data-dir", str(data_dir), "--logfile", str(logfile),
-            "--http-interface", "127.0.0.1", "--http-port", str(port),
-            "--max-cron-threads", "0", "--workers", "0", "--without-demo=all"]
-
-
-@pytest.fixture
-def dbname():
-    name = "auto_heal_monitor_%s" % secrets.token_hex(4)
-    yield name
-    conn = _connect("postgres")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cr:
-            cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-    finally:
-        conn.close()
-
-
-def _tail(path, n=3000):
-    try:
-        return open(path, errors="replace").read()[-n:]
-    except OSError:
-        return ""
 
 
 def _pid(pidfile):
@@ -138,17 +77,17 @@ def _healthy(url):
 
 
 def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
-    env = dict(os.environ, PGPASSWORD=_pg()["password"])
-    addons_path = _addons_path(tmp_path)
+    env = odoo_env()
+    addons = addons_path(tmp_path)
     data_dir = tmp_path / "odoo-data"
     install_log = tmp_path / "install.log"
     install = subprocess.run(
-        [ODOO_BIN, *_odoo_args(addons_path, dbname, data_dir, install_log, free_port()),
+        [ODOO_BIN, *odoo_args(addons, dbname, data_dir, install_log, free_port()),
          "-i", "auto_heal", "--stop-after-init"],
         capture_output=True, text=True, timeout=ODOO_TIMEOUT, stdin=subprocess.DEVNULL, env=env)
-    assert install.returncode == 0, (_tail(install_log), install.stderr[-2000:])
+    assert install.returncode == 0, (tail(install_log), install.stderr[-2000:])
     shell = subprocess.run(
-        [ODOO_BIN, "shell", *_odoo_args(addons_path, dbname, data_dir, tmp_path / "shell.log",
+        [ODOO_BIN, "shell", *odoo_args(addons, dbname, data_dir, tmp_path / "shell.log",
                                         free_port()), "--no-http"],
         input=SETUP, capture_output=True, text=True, timeout=ODOO_TIMEOUT, env=env)
     lines = [line for line in shell.stdout.splitlines() if line.startswith("AH_SETUP ")]
@@ -164,9 +103,9 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
     logfile = tmp_path / "odoo.log"
     start = [sys.executable, os.path.join(HERE, "spawn.py"), "--output",
              str(tmp_path / "odoo.stdout"), "--", ODOO_BIN,
-             *_odoo_args(addons_path, dbname, data_dir, logfile, port),
+             *odoo_args(addons, dbname, data_dir, logfile, port),
              "--pidfile", str(pidfile)]
-    pg = _pg()
+    params = pg()
     state_dir = tmp_path / "state"
     config = {
         "watchdog": {"state_dir": str(state_dir), "log_file": str(tmp_path / "watchdog.log"),
@@ -174,7 +113,7 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
         "odoo": {"url": url, "pidfile": str(pidfile), "logs": [str(logfile)],
                  "restart": {"via": "command", "command": start, "timeout": 180.0,
                              "stop_timeout": 5.0}},
-        "postgresql": {"dsn": f"host={pg['host']} port={pg['port']} user={pg['user']} "
+        "postgresql": {"dsn": f"host={params['host']} port={params['port']} user={params['user']} "
                               f"dbname={dbname}"},
         "probes": {"startup": {"period": 1.0, "timeout": 2.0, "failure_threshold": 300},
                    "liveness": {"period": 1.0, "timeout": 2.0, "failure_threshold": 3},
@@ -225,7 +164,7 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
 
         # the hand-over reached Odoo: incidents with the watchdog's restarts
         def handed_over():
-            rows = _query(dbname, "SELECT i.pattern_type, r.action, r.state, r.claimed_by "
+            rows = query(dbname, "SELECT i.pattern_type, r.action, r.state, r.claimed_by "
                                   "FROM auto_heal_fix_run r JOIN auto_heal_incident i "
                                   "ON i.id = r.incident_id WHERE r.action = 'restart_service' "
                                   "ORDER BY r.id")
@@ -234,7 +173,7 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
         rows = wait_for(handed_over, 120, step=1, what="the hand-over")
         assert rows == [("odoo_down", "restart_service", "done", socket.gethostname()),
                         ("odoo_hung", "restart_service", "done", socket.gethostname())]
-        stored = _query(dbname, "SELECT entry_id, payload FROM auto_heal_handover")
+        stored = query(dbname, "SELECT entry_id, payload FROM auto_heal_handover")
         assert len(stored) >= 2 and key not in json.dumps(stored)
 
         # killed between Odoo's commit and the acknowledgement: the batch comes again
@@ -247,18 +186,18 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
         with open(state_dir / "spool.jsonl", "a") as handle:
             for _, payload in stored:
                 handle.write(payload + "\n")
-        incidents_before = _query(dbname, "SELECT fingerprint, count FROM auto_heal_incident "
+        incidents_before = query(dbname, "SELECT fingerprint, count FROM auto_heal_incident "
                                           "ORDER BY fingerprint")
-        runs_before = _query(dbname, "SELECT count(*) FROM auto_heal_fix_run")
+        runs_before = query(dbname, "SELECT count(*) FROM auto_heal_fix_run")
         monitor = MonitorProcess(config_path, state_dir, env=env)
         wait_for(lambda: os.path.getsize(state_dir / "spool.jsonl") == 0, 120,
                  what="the resent batch acknowledged")
         wd = monitor.wait(lambda wd: wd["counters"]["handover"].get("ignored", 0) >= len(stored),
                           30)
-        assert _query(dbname, "SELECT count(*) FROM auto_heal_handover")[0][0] == len(stored)
-        assert _query(dbname, "SELECT fingerprint, count FROM auto_heal_incident ORDER BY "
+        assert query(dbname, "SELECT count(*) FROM auto_heal_handover")[0][0] == len(stored)
+        assert query(dbname, "SELECT fingerprint, count FROM auto_heal_incident ORDER BY "
                               "fingerprint") == incidents_before
-        assert _query(dbname, "SELECT count(*) FROM auto_heal_fix_run") == runs_before
+        assert query(dbname, "SELECT count(*) FROM auto_heal_fix_run") == runs_before
         # the budget went on from the killed watchdog's state, Odoo was not touched
         assert len(wd["restart"]["odoo"]["restarts"]) == 2 and _pid(pidfile) == third
     finally:

@@ -19,49 +19,31 @@ plus a folder holding ``auto_heal``), else it is built with tools.odoo_env.
 
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 
-import pytest
+from host.tests.real_odoo import (
+    CRON_XML,
+    CRON_XML_FIXED,
+    ODOO_BIN,
+    ODOO_TIMEOUT,
+    addons_path,
+    connect,
+    free_port,
+    needs_real_odoo,
+    odoo_args,
+    odoo_env,
+    tail,
+    wait_for_health,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(REPO, "bin", "auto-heal")
-ODOO_BIN = os.environ.get("ODOO_BIN", "").strip()
-PGHOST = os.environ.get("AUTO_HEAL_PGHOST", "").strip()
-ODOO_TIMEOUT = 1200
 
-pytestmark = pytest.mark.skipif(
-    not ODOO_BIN or not PGHOST,
-    reason="needs a real Odoo 18 (ODOO_BIN) and PostgreSQL (AUTO_HEAL_PGHOST); "
-    "`make test` sets both",
-)
+pytestmark = needs_real_odoo
 
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="model_id" ref="base.model_res_partner"/>
-            <field name="state">code</field>
-            <field name="code">model.search([], limit=1)</field>
-            <field name="interval_number">1</field>
-            <field name="interval_type">days</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"")
-
-# Runs inside `odoo shell`: the manager, its API key, the incident and its approved run.
 SETUP = textwrap.dedent("""
     import json
     xml_file = {xml_file!r}
@@ -96,86 +78,8 @@ SETUP = textwrap.dedent("""
 """)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg():
-    return {
-        "host": PGHOST,
-        "port": os.environ.get("AUTO_HEAL_PGPORT", "5432"),
-        "user": os.environ.get("AUTO_HEAL_PGUSER", "odoo"),
-        "password": os.environ.get("AUTO_HEAL_PGPASSWORD", ""),
-    }
-
-
-def _connect(dbname):
-    psycopg2 = pytest.importorskip("psycopg2")
-    pg = _pg()
-    return psycopg2.connect(host=pg["host"], port=pg["port"], user=pg["user"],
-                            password=pg["password"], dbname=dbname, connect_timeout=10)
-
-
-def _addons_path(tmp_path):
-    configured = os.environ.get("AUTO_HEAL_ODOO_ADDONS_PATH", "").strip()
-    if configured:
-        return configured
-    from tools.odoo_env import addons_dir_with_auto_heal, odoo_addons_path
-
-    return "%s,%s" % (odoo_addons_path(ODOO_BIN), addons_dir_with_auto_heal(tmp_path / "link"))
-
-
-def _odoo_args(addons_path, dbname, data_dir, logfile, port):
-    pg = _pg()
-    return [
-        f"--addons-path={addons_path}", "-d", dbname, f"--db-filter=^{dbname}$",
-        "--db_host", pg["host"], "--db_port", str(pg["port"]), "--db_user", pg["user"],
-        "--db_password", pg["password"], "--data-dir", str(data_dir),
-        "--logfile", str(logfile), "--http-interface", "127.0.0.1",
-        "--http-port", str(port), "--max-cron-threads", "0", "--workers", "0",
-        "--without-demo=all",
-    ]
-
-
-@pytest.fixture
-def dbname():
-    name = "auto_heal_watchdog_%s" % secrets.token_hex(4)
-    yield name
-    conn = _connect("postgres")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cr:
-            cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
-    finally:
-        conn.close()
-
-
-def _tail(path, n=3000):
-    try:
-        return open(path, errors="replace").read()[-n:]
-    except OSError:
-        return ""
-
-
-def _wait_for_health(url, proc, logfile, timeout=600):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"Odoo exited with {proc.returncode}: {_tail(logfile)}")
-        try:
-            with urllib.request.urlopen(url + "/web/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"Odoo did not answer /web/health within {timeout}s: {_tail(logfile)}")
-
-
 def test_run_approved_against_real_odoo(tmp_path, dbname):
-    addons_path = _addons_path(tmp_path)
+    addons = addons_path(tmp_path)
     data_dir = tmp_path / "odoo-data"
     module = tmp_path / "custom" / "legacy_cron"
     (module / "data").mkdir(parents=True)
@@ -186,20 +90,21 @@ def test_run_approved_against_real_odoo(tmp_path, dbname):
     # 1. install auto_heal on a fresh database
     install_log = tmp_path / "install.log"
     install = subprocess.run(
-        [ODOO_BIN, *_odoo_args(addons_path, dbname, data_dir, install_log, _free_port()),
+        [ODOO_BIN, *odoo_args(addons, dbname, data_dir, install_log, free_port()),
          "-i", "auto_heal", "--stop-after-init"],
-        capture_output=True, text=True, timeout=ODOO_TIMEOUT, stdin=subprocess.DEVNULL)
-    assert install.returncode == 0, (_tail(install_log), install.stderr[-2000:])
+        capture_output=True, text=True, timeout=ODOO_TIMEOUT, stdin=subprocess.DEVNULL,
+        env=odoo_env())
+    assert install.returncode == 0, (tail(install_log), install.stderr[-2000:])
 
     # 2. a manager with an API key, and an approved host fix run
     shell_log = tmp_path / "shell.log"
     shell = subprocess.run(
-        [ODOO_BIN, "shell", *_odoo_args(addons_path, dbname, data_dir, shell_log,
-                                        _free_port()), "--no-http"],
+        [ODOO_BIN, "shell", *odoo_args(addons, dbname, data_dir, shell_log,
+                                        free_port()), "--no-http"],
         input=SETUP.format(xml_file=str(xml_file)), capture_output=True, text=True,
-        timeout=ODOO_TIMEOUT)
+        timeout=ODOO_TIMEOUT, env=odoo_env())
     setup_lines = [line for line in shell.stdout.splitlines() if line.startswith("AH_SETUP ")]
-    assert setup_lines, (shell.stdout[-3000:], shell.stderr[-3000:], _tail(shell_log))
+    assert setup_lines, (shell.stdout[-3000:], shell.stderr[-3000:], tail(shell_log))
     setup = json.loads(setup_lines[-1][len("AH_SETUP "):])
     assert (setup["state"], setup["runs_on"]) == ("approved", "host"), setup
     key_file = tmp_path / "api-key"
@@ -207,23 +112,23 @@ def test_run_approved_against_real_odoo(tmp_path, dbname):
     os.chmod(key_file, 0o600)
 
     # 3. Odoo serves; the watchdog claims, fixes and reports
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server_log = tmp_path / "server.log"
     server = subprocess.Popen(
-        [ODOO_BIN, *_odoo_args(addons_path, dbname, data_dir, server_log, port)],
+        [ODOO_BIN, *odoo_args(addons, dbname, data_dir, server_log, port)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        start_new_session=True, env=odoo_env())
     home = tmp_path / "auto-heal-home"
     env = dict(os.environ, AUTO_HEAL_HOME=str(home))
     env.pop("AUTO_HEAL_API_KEY", None)
     try:
-        _wait_for_health(url, server, server_log)
+        wait_for_health(url, server, server_log)
         command = [sys.executable, BIN, "run-approved", "--url", url, "--db", dbname,
                    "--login", "ah_watchdog", "--api-key-file", str(key_file),
                    "--root", str(tmp_path / "custom"), "--host", "e2e-host"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-        assert result.returncode == 0, (result.stdout, result.stderr, _tail(server_log))
+        assert result.returncode == 0, (result.stdout, result.stderr, tail(server_log))
         assert setup["key"] not in result.stdout + result.stderr
         assert f"fix run {setup['run']}: remove_deprecated_cron_fields" in result.stdout
         assert "-> done" in result.stdout and "reported" in result.stdout
@@ -242,7 +147,7 @@ def test_run_approved_against_real_odoo(tmp_path, dbname):
     assert xml_file.read_bytes() == CRON_XML_FIXED
     local = [json.loads(p.read_text()) for p in (home / "runs").iterdir()]
     assert [r["state"] for r in local] == ["done"]
-    conn = _connect(dbname)
+    conn = connect(dbname)
     try:
         with conn.cursor() as cr:
             cr.execute("SELECT state, claimed_by, engine_run_id, target, applied "

@@ -17,49 +17,27 @@ them); skipped otherwise. Odoo's own addons path comes from
 
 import json
 import os
-import secrets
-import socket
 import subprocess
 import sys
 import textwrap
 
-import pytest
+from host.tests.real_odoo import (
+    CRON_XML,
+    CRON_XML_FIXED,
+    ODOO_BIN,
+    ODOO_TIMEOUT,
+    addons_path,
+    connect,
+    free_port,
+    needs_real_odoo,
+    odoo_env,
+    pg,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(REPO, "bin", "auto-heal")
 
-ODOO_BIN = os.environ.get("ODOO_BIN", "").strip()
-PGHOST = os.environ.get("AUTO_HEAL_PGHOST", "").strip()
-
-pytestmark = pytest.mark.skipif(
-    not ODOO_BIN or not PGHOST,
-    reason="needs a real Odoo 18 (ODOO_BIN) and PostgreSQL (AUTO_HEAL_PGHOST); "
-    "`make test` sets both",
-)
-
-ODOO_TIMEOUT = 900
-
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <!-- Written for Odoo 16: numbercall and doall are gone in Odoo 18. -->
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="model_id" ref="base.model_res_partner"/>
-            <field name="state">code</field>
-            <field name="code">model.search([], limit=1)</field>
-            <field name="interval_number">1</field>
-            <field name="interval_type">days</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"",
-)
+pytestmark = needs_real_odoo
 
 PARAMS_XML = textwrap.dedent("""\
     <?xml version="1.0" encoding="utf-8"?>
@@ -83,99 +61,16 @@ MANIFEST = textwrap.dedent("""\
     """)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _odoo_addons_path():
-    configured = os.environ.get("AUTO_HEAL_ODOO_ADDONS_PATH", "").strip()
-    if configured:
-        return configured
-    found = []
-    for candidate in ("/opt/odoo18/src/odoo/addons", "/opt/odoo18/src/addons"):
-        if os.path.isdir(candidate):
-            found.append(candidate)
-    if not found:
-        pytest.skip("set AUTO_HEAL_ODOO_ADDONS_PATH to Odoo's addons path")
-    return ",".join(found)
-
-
-def _pg():
-    return {
-        "host": PGHOST,
-        "port": os.environ.get("AUTO_HEAL_PGPORT", "5432"),
-        "user": os.environ.get("AUTO_HEAL_PGUSER", "odoo"),
-        "password": os.environ.get("AUTO_HEAL_PGPASSWORD", ""),
-    }
-
-
-def _connect(dbname):
-    psycopg2 = pytest.importorskip("psycopg2")
-    pg = _pg()
-    return psycopg2.connect(
-        host=pg["host"],
-        port=pg["port"],
-        user=pg["user"],
-        password=pg["password"],
-        dbname=dbname,
-        connect_timeout=10,
-    )
-
-
-def _drop(dbname):
-    conn = _connect("postgres")
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cr:
-            cr.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % dbname)
-    finally:
-        conn.close()
-
-
-def _install(addons, dbname, logfile, data_dir):
-    pg = _pg()
-    cmd = [
-        ODOO_BIN,
-        "--addons-path=%s,%s" % (_odoo_addons_path(), addons),
-        "-d",
-        dbname,
-        "-i",
-        "legacy_cron",
-        "--stop-after-init",
-        "--without-demo=all",
-        "--logfile",
-        str(logfile),
-        "--data-dir",
-        str(data_dir),
-        "--db_host",
-        pg["host"],
-        "--db_port",
-        str(pg["port"]),
-        "--db_user",
-        pg["user"],
-        "--db_password",
-        pg["password"],
-        "--http-port",
-        str(_free_port()),
-        "--http-interface",
-        "127.0.0.1",
-        "--max-cron-threads",
-        "0",
-        "--log-level",
-        "info",
-    ]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=ODOO_TIMEOUT, stdin=subprocess.DEVNULL
-    )
-
-
-@pytest.fixture
-def dbname():
-    name = "auto_heal_story_%s" % secrets.token_hex(4)
-    yield name
-    _drop(name)
+def _install(tmp_path, addons, dbname, logfile, data_dir):
+    params = pg()
+    cmd = [ODOO_BIN, f"--addons-path={addons_path(tmp_path, addons)}", "-d", dbname,
+           "-i", "legacy_cron", "--stop-after-init", "--without-demo=all",
+           "--logfile", str(logfile), "--data-dir", str(data_dir),
+           "--db_host", params["host"], "--db_port", str(params["port"]),
+           "--db_user", params["user"], "--http-port", str(free_port()),
+           "--http-interface", "127.0.0.1", "--max-cron-threads", "0", "--log-level", "info"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=ODOO_TIMEOUT,
+                          stdin=subprocess.DEVNULL, env=odoo_env())
 
 
 def test_numbercall_story(tmp_path, dbname):
@@ -193,7 +88,7 @@ def test_numbercall_story(tmp_path, dbname):
 
     # 1. the install fails on the deprecated fields
     first_log = tmp_path / "odoo-first.log"
-    first = _install(addons, dbname, first_log, data_dir)
+    first = _install(tmp_path, addons, dbname, first_log, data_dir)
     log_text = first_log.read_text(errors="replace") if first_log.exists() else ""
     assert first.returncode != 0 or "Failed to initialize database" in log_text, (
         first.returncode,
@@ -240,11 +135,11 @@ def test_numbercall_story(tmp_path, dbname):
 
     # 3. the module now installs
     second_log = tmp_path / "odoo-second.log"
-    second = _install(addons, dbname, second_log, data_dir)
+    second = _install(tmp_path, addons, dbname, second_log, data_dir)
     log_text = second_log.read_text(errors="replace")
     assert second.returncode == 0, (log_text[-3000:], second.stderr[-3000:])
     assert "Failed to initialize database" not in log_text
-    conn = _connect(dbname)
+    conn = connect(dbname)
     try:
         with conn.cursor() as cr:
             cr.execute("SELECT state FROM ir_module_module WHERE name = 'legacy_cron'")
