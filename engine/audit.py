@@ -74,8 +74,6 @@ def default_audit_log(environ=None):
     return os.path.join(state, "auto_heal", FILE_NAME)
 
 
-
-
 class AuditLog:
     """Append-only JSON-lines audit log."""
 

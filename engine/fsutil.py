@@ -35,8 +35,10 @@ b'<odoo/>\\n'
 ['backups', 'cron.xml']
 """
 
+import contextlib
 import datetime
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -53,6 +55,7 @@ __all__ = [
     "atomic_write",
     "backup_file",
     "load_backup_record",
+    "locked",
     "resolve_inside",
     "restore_backup",
     "sha256_bytes",
@@ -331,3 +334,19 @@ def restore_backup(record):
         raise BackupError(
             "%s: restored, but mode or owner differ" % record.path
         )  # pragma: no cover
+
+
+@contextlib.contextmanager
+def locked(lock_path):
+    """Hold an exclusive ``flock`` on *lock_path* (created 0600) for the block.
+
+    Writers of one JSON-lines file (the spool, the notification outbox) take
+    it so that appends, rewrites and compaction never interleave.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), exist_ok=True)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)

@@ -138,7 +138,7 @@ def _http_get(url, timeout):
         except requests.exceptions.Timeout:
             raise _HttpFailure("no answer within %gs" % timeout) from None
         except requests.exceptions.ConnectionError as exc:
-            raise _HttpFailure("connection failed (%s)" % _short_reason(exc)) from None
+            raise _HttpFailure("connection failed (%s)" % short_reason(exc)) from None
         except requests.exceptions.RequestException as exc:
             raise _HttpFailure(str(exc).split("\n")[0]) from None
         return response.status_code, response.content[:65536]
@@ -192,7 +192,7 @@ def _http_check(name, url, timeout):
     )
 
 
-def _short_reason(exc):
+def short_reason(exc):
     """The innermost reason of a requests/urllib3 connection error."""
     inner = exc
     for _ in range(10):

@@ -46,8 +46,6 @@ Ten minutes later, more of the same is held, and said with the next message:
 [('reminder', 3)]
 """
 
-import contextlib
-import fcntl
 import html
 import json
 import os
@@ -57,7 +55,8 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
-from .fsutil import atomic_write
+from .fsutil import atomic_write, locked
+from .health import short_reason
 from .patterns import SEVERITIES, SEVERITY_RANK
 from .secrets import mask_secrets, mask_values
 
@@ -206,8 +205,6 @@ class Channel:
 
 # --------------------------------------------------------------------------
 # payloads
-
-
 
 
 def _md(text):
@@ -556,21 +553,6 @@ def _where(url):
     return (match.group(1) + match.group(2)) if match else "?"
 
 
-def _reason(exc):
-    inner = exc
-    for _ in range(10):  # the innermost OSError of a requests/urllib3 chain
-        nxt = getattr(inner, "reason", None) or (inner.args[0] if inner.args and isinstance(
-            inner.args[0], BaseException) else None)
-        if nxt is None or nxt is inner or not isinstance(nxt, BaseException):
-            break
-        inner = nxt
-    if isinstance(inner, OSError) and inner.strerror:
-        return inner.strerror
-    text = str(inner).split("\n")[0]
-    found = re.search(r"\[Errno -?\d+\] ([^)\]'\"]+)", text)
-    return found.group(1).strip() if found else text
-
-
 def deliver(channel, payload, timeout=None, delivery_id=None):
     """POST *payload* as JSON to *channel*; 2xx is delivered. Never raises.
 
@@ -598,7 +580,8 @@ def deliver(channel, payload, timeout=None, delivery_id=None):
     except requests.exceptions.Timeout:
         return DeliveryResult(False, None, "%s: no answer within %gs" % (where, timeout))
     except requests.exceptions.ConnectionError as exc:
-        return DeliveryResult(False, None, "%s: connection failed (%s)" % (where, _reason(exc)))
+        reason = short_reason(exc)
+        return DeliveryResult(False, None, "%s: connection failed (%s)" % (where, reason))
     except Exception as exc:  # noqa: BLE001 - a bad URL, an encoding error: one line
         return DeliveryResult(False, None, mask_secrets("%s: %s" % (
             where, str(exc).split("\n")[0].replace(channel.url, where))))
@@ -769,16 +752,6 @@ class FileOutbox:
         self.lock_path = path + ".lock"
         self.bad_path = path + ".bad"
 
-    @contextlib.contextmanager
-    def _locked(self):
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
-
     def _read(self):
         try:
             with open(self.path, "rb") as handle:
@@ -805,7 +778,7 @@ class FileOutbox:
         atomic_write(self.path, data, mode=None if os.path.exists(self.path) else 0o600)
 
     def add(self, channel, payload, now, key=""):
-        with self._locked():
+        with locked(self.lock_path):
             items = self._read()
             if key:
                 for item in items:
@@ -816,23 +789,23 @@ class FileOutbox:
             return item
 
     def due(self, now, limit=None):
-        with self._locked():
+        with locked(self.lock_path):
             items = sorted((i for i in self._read() if i.next_try <= now), key=_order)
         return items[:limit] if limit else items
 
     def update(self, item):
-        with self._locked():
+        with locked(self.lock_path):
             self._write([item if i.id == item.id else i for i in self._read()])
 
     def remove(self, item):
-        with self._locked():
+        with locked(self.lock_path):
             items = self._read()
             kept = [i for i in items if i.id != item.id]
             if len(kept) != len(items):
                 self._write(kept)
 
     def items(self):
-        with self._locked():
+        with locked(self.lock_path):
             return sorted(self._read(), key=_order)
 
 

@@ -25,22 +25,18 @@ an id it has seen. Nothing is lost: the cursor only moves after Odoo answered.
 True
 """
 
-import contextlib
-import fcntl
 import json
 import os
 import uuid
 from datetime import datetime, timezone
 
 from .errors import EngineError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, locked
 from .secrets import mask_values
 
 
 class SpoolError(EngineError):
     """The spool cannot be written or read."""
-
-
 
 
 class Spool:
@@ -51,17 +47,6 @@ class Spool:
         self.cursor_path = path + ".sent"
         self.lock_path = path + ".lock"
 
-    @contextlib.contextmanager
-    def _locked(self):
-        """Appends and compaction exclude each other (CLI runs may append too)."""
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)
-
     def append(self, entry):
         """Store *entry* (secrets masked) with a new ``id`` and ``time``; return it."""
         entry = dict(mask_values(entry))
@@ -69,7 +54,7 @@ class Spool:
         entry.setdefault("time", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         line = json.dumps(entry, sort_keys=True, default=str).encode("utf-8") + b"\n"
         try:
-            with self._locked():
+            with locked(self.lock_path):
                 self._write(line)
         except OSError as exc:
             raise SpoolError(f"cannot write the spool {self.path}: {exc.strerror or exc}") from None
@@ -126,7 +111,7 @@ class Spool:
         if not entries:
             return
         end = max(entry["_end"] for entry in entries)
-        with self._locked():
+        with locked(self.lock_path):
             atomic_write(self.cursor_path, json.dumps({"offset": end}).encode() + b"\n",
                          mode=0o600)
             # Start an empty spool once everything in it was acknowledged.

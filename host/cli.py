@@ -1147,8 +1147,6 @@ def _budget(args):
     )
 
 
-
-
 def _masked(record):
     """The record with secrets masked wherever text may hold them (safety rule 8).
 

@@ -22,9 +22,9 @@ True
 """
 
 import itertools
-import re
 
 from engine.errors import EngineError
+from engine.health import short_reason
 from engine.secrets import mask_secrets
 
 DEFAULT_TIMEOUT = 30.0
@@ -49,27 +49,6 @@ def _error_text(error):
     message = data.get("message") or error.get("message") or "unknown error"
     message = str(message).strip().splitlines()[0] if str(message).strip() else message
     return f"{name}: {message}" if name else str(message)
-
-
-def _reason(exc):
-    """The innermost reason of a requests connection error."""
-    inner = exc
-    for _ in range(10):
-        nxt = getattr(inner, "reason", None)
-        if nxt is None and inner.args and isinstance(inner.args[0], BaseException):
-            nxt = inner.args[0]
-        if nxt is None or nxt is inner or not isinstance(nxt, BaseException):
-            break
-        inner = nxt
-    if isinstance(inner, OSError) and inner.strerror:
-        return inner.strerror
-    text = str(inner)
-    errno_text = re.search(r"\[Errno -?\d+\] ([^)\]'\"]+)", text)
-    if errno_text:
-        return errno_text.group(1).strip()
-    if text.startswith("<") and ": " in text:
-        text = text.split(": ", 1)[1]
-    return text.split("\n")[0]
 
 
 class OdooRPC:
@@ -101,7 +80,8 @@ class OdooRPC:
             raise RPCError(f"no answer from {self.endpoint} within {self.timeout:g}s",
                            self._key) from None
         except requests.exceptions.ConnectionError as exc:
-            raise RPCError(f"cannot reach {self.endpoint}: {_reason(exc)}", self._key) from None
+            reason = short_reason(exc)
+            raise RPCError(f"cannot reach {self.endpoint}: {reason}", self._key) from None
         except requests.exceptions.RequestException as exc:
             raise RPCError(f"{self.endpoint}: {exc}", self._key) from None
         if response.status_code != 200:

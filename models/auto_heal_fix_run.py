@@ -99,8 +99,6 @@ def _utc_naive(text):
     return moment.replace(microsecond=0)
 
 
-
-
 class RunAudit:
     """The engine's audit log for a run inside Odoo: JSON lines kept on the run.
 
