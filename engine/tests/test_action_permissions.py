@@ -19,6 +19,7 @@ from engine.actions.permissions import _open_in_root, check_mode, parse_mode, ro
 from engine.actions.runner import execute, rollback_run
 from engine.actions.store import RunStore
 from engine.audit import AuditLog
+from tools.testing import run_as
 
 ACTION = "fix_permissions"
 
@@ -43,26 +44,6 @@ def snapshot(root):
     return found
 
 
-def as_nobody(function):
-    """Run *function* in a forked child that is ``nobody``; return its text."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(NOBODY.pw_gid)
-            os.setuid(NOBODY.pw_uid)
-            os.write(write_end, function().encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as fh:
-        text = fh.read()
-    os.waitpid(pid, 0)
-    return text
-
-
 def try_write(path):
     def attempt():
         try:
@@ -73,7 +54,7 @@ def try_write(path):
         except OSError as exc:
             return f"{type(exc).__name__}: [Errno {exc.errno}] {exc.strerror}"
 
-    return as_nobody(attempt)
+    return run_as("nobody", attempt)
 
 
 @pytest.fixture

@@ -21,23 +21,14 @@ from engine.actions.runner import execute, rollback_run
 from engine.audit import AuditLog
 from engine.budget import BudgetPolicy
 from engine.health import check_postgres
+from tools.testing import start_private_cluster
 
 ACTION = "restart_service"
 
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        from tools.pgcluster import PgCluster, PgError, find_bindir
-
-        find_bindir()
-    except Exception as exc:  # noqa: BLE001 - no server binaries here
-        pytest.skip(f"no PostgreSQL server binaries: {exc}")
-    cluster = PgCluster(handle_signals=False)
-    try:
-        cluster.start()
-    except PgError as exc:
-        pytest.skip(f"cannot start a private PostgreSQL: {exc}")
+    cluster = start_private_cluster()
     yield cluster
     cluster.stop()
 

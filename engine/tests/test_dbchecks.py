@@ -15,7 +15,6 @@ connection, sessions idle, sleep, wait for locks and deadlock for real.
 
 import json
 import os
-import pwd
 import secrets
 import shutil
 import tempfile
@@ -29,6 +28,7 @@ from engine import dbchecks
 from engine.dbchecks import CHECKS, CRITICAL, OK, WARNING, run_checks, to_findings
 from engine.patterns import load_patterns
 from engine.scanner import DEFAULT_PATTERNS, REPO_ROOT
+from tools.testing import run_as
 
 psycopg2 = pytest.importorskip("psycopg2")
 
@@ -902,27 +902,12 @@ def test_filestore_sampling_on_a_million_attachments(plain_db, tmp_path):
 
 def _probe_as(user, path):
     """check_filestore_writable run by *user* in a forked child; its result as a dict."""
-    if os.geteuid() != 0:
+
+    def probe():
         [result] = dbchecks.check_filestore_writable(None, {"filestore_path": path})
-        return result.to_dict()
-    entry = pwd.getpwnam(user)
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child
-        try:
-            os.close(read)
-            os.setgroups([])
-            os.setgid(entry.pw_gid)
-            os.setuid(entry.pw_uid)
-            [result] = dbchecks.check_filestore_writable(None, {"filestore_path": path})
-            os.write(write, json.dumps(result.to_dict()).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read, "rb") as handle:
-        data = handle.read()
-    os.waitpid(child, 0)
-    return json.loads(data)
+        return json.dumps(result.to_dict())
+
+    return json.loads(run_as(user, probe))
 
 
 def test_filestore_not_writable():

@@ -10,6 +10,7 @@ import pytest
 from engine.errors import LogSourceError
 from engine.reader import Cursor, LogReader
 from engine.records import parse_record, record_bounds
+from tools.testing import run_as
 
 
 def record(n, level="INFO", extra_lines=0, second=None):
@@ -240,29 +241,6 @@ def test_missing_directory_and_non_regular_paths_are_clear_errors(tmp_path):
         read_all(fifo)
 
 
-def _as_unprivileged(function):
-    """Run *function* in a forked child without root's override; return its text."""
-    import pwd
-
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(read_end)
-            if os.geteuid() == 0:  # root reads anything: drop to nobody first
-                nobody = pwd.getpwnam("nobody")
-                os.setgid(nobody.pw_gid)
-                os.setuid(nobody.pw_uid)
-            os.write(write_end, function().encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as handle:
-        output = handle.read()
-    os.waitpid(pid, 0)
-    return output
-
-
 def test_unreadable_file_is_a_clear_error(log):
     append(log, record(1))
     os.chmod(log, 0o000)
@@ -276,7 +254,7 @@ def test_unreadable_file_is_a_clear_error(log):
             return str(exc)
         return "read without error"
 
-    assert _as_unprivileged(attempt) == f"log file not readable (permission denied): {log}"
+    assert run_as("nobody", attempt) == f"log file not readable (permission denied): {log}"
 
 
 def test_cursor_from_other_path_is_ignored(log):

@@ -10,21 +10,12 @@ import sys
 import pytest
 
 from host.tests.watchdog_helpers import BIN
+from tools.testing import start_private_cluster
 
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        from tools.pgcluster import PgCluster, PgError, find_bindir
-
-        find_bindir()
-    except Exception as exc:  # noqa: BLE001 - no server binaries here
-        pytest.skip(f"no PostgreSQL server binaries: {exc}")
-    cluster = PgCluster(handle_signals=False)
-    try:
-        cluster.start()
-    except PgError as exc:
-        pytest.skip(f"cannot start a private PostgreSQL: {exc}")
+    cluster = start_private_cluster()
     cluster.psql("CREATE DATABASE ah_dump OWNER auto_heal")
     cluster.psql("CREATE TABLE t (id int primary key, name text); "
                  "INSERT INTO t VALUES (1, 'one'), (2, 'two')", dbname="ah_dump",

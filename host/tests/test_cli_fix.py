@@ -16,6 +16,8 @@ import textwrap
 
 import pytest
 
+from tools.testing import run_as, start_private_cluster
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(REPO, "bin", "auto-heal")
 IS_ROOT = os.geteuid() == 0
@@ -247,27 +249,6 @@ def test_cron_fix_and_fix_cron_same_result_noop_and_rollback(tmp_path, home):
 # scenario 3: Errno 13, end to end
 
 
-def _as_nobody(function):
-    """Run *function* in a forked child that became ``nobody``; its text."""
-    nobody = pwd.getpwnam("nobody")
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            os.write(write_end, function().encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as fh:
-        text = fh.read()
-    os.waitpid(pid, 0)
-    return text
-
-
 def _odoo_writes_attachment(target, log):
     """What Odoo's ir.attachment does, as the odoo user: write a file, and log
     the failure the way Odoo does (an INFO record with the traceback)."""
@@ -292,7 +273,7 @@ def _odoo_writes_attachment(target, log):
             logger.removeHandler(handler)
             handler.close()
 
-    return _as_nobody(attempt)
+    return run_as("nobody", attempt)
 
 
 @pytest.fixture
@@ -383,17 +364,7 @@ def test_errno13_through_a_symlink_out_of_the_root_is_refused(base, home):
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        from tools.pgcluster import PgCluster, PgError, find_bindir
-
-        find_bindir()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no PostgreSQL server binaries: {exc}")
-    cluster = PgCluster(handle_signals=False)
-    try:
-        cluster.start()
-    except PgError as exc:
-        pytest.skip(f"cannot start a private PostgreSQL: {exc}")
+    cluster = start_private_cluster()
     yield cluster
     cluster.stop()
 

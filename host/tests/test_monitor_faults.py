@@ -30,6 +30,7 @@ from host.tests.watchdog_helpers import (
     wait_for,
     write_config,
 )
+from tools.testing import start_private_cluster
 
 
 @pytest.fixture
@@ -248,17 +249,7 @@ def test_corrupted_config_is_restored_and_odoo_comes_back(tmp_path, monitors):
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        from tools.pgcluster import PgCluster, PgError, find_bindir
-
-        find_bindir()
-    except Exception as exc:  # noqa: BLE001 - no server binaries here
-        pytest.skip(f"no PostgreSQL server binaries: {exc}")
-    cluster = PgCluster(handle_signals=False)
-    try:
-        cluster.start()
-    except PgError as exc:
-        pytest.skip(f"cannot start a private PostgreSQL: {exc}")
+    cluster = start_private_cluster()
     yield cluster
     cluster.stop()
 
