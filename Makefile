@@ -1,5 +1,6 @@
 # auto_heal developer commands. The two that matter: `make run` and `make test`.
-#   make test [ODOO=0] [PYTEST_ARGS="-k expr"]   pytest + the addon's tests in a real Odoo 18
+#   make test [ODOO=0] [PYTEST_ARGS="-k expr"] [ODOO_TAGS=/auto_heal:TestX]
+#                                                 pytest + the addon's tests in a real Odoo 18
 #   make run [PORT=8069]                          Odoo 18 with auto_heal + the watchdog
 #   make venv | lint | bench [BENCH_ARGS=...] | clean
 
@@ -10,13 +11,14 @@ STAMP  := $(VENV)/.requirements.stamp
 PORT   ?= 8069
 ODOO   ?= 1
 PYTEST_ARGS ?=
+ODOO_TAGS   ?=
 BENCH_ARGS  ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test run lint bench clean
 
 help:
-	@sed -n '1,4p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
@@ -30,7 +32,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $@
 
 test: $(STAMP)
-	@$(PY) -m tools.testrun $(if $(filter 0 no false,$(ODOO)),--no-odoo) -- $(PYTEST_ARGS)
+	@$(PY) -m tools.testrun $(if $(filter 0 no false,$(ODOO)),--no-odoo) $(if $(ODOO_TAGS),--odoo-tags=$(ODOO_TAGS)) -- $(PYTEST_ARGS)
 
 run: $(STAMP)
 	@$(PY) -m tools.run --port $(PORT)

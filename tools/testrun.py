@@ -137,7 +137,7 @@ def odoo_skipped(reason_lines) -> Counts:
     return counts
 
 
-def run_odoo_tests(odoo_bin: str, odoo_path: str, pg: PgCluster) -> Counts:
+def run_odoo_tests(odoo_bin: str, odoo_path: str, pg: PgCluster, tags: str = "") -> Counts:
     section(f"Odoo 18: install {MODULE} with --test-enable ({odoo_bin})")
     counts = Counts()
     db = f"{MODULE}_test_{secrets.token_hex(4)}"
@@ -149,7 +149,7 @@ def run_odoo_tests(odoo_bin: str, odoo_path: str, pg: PgCluster) -> Counts:
         conf.write_text(f"[options]\ndata_dir = {work / 'data'}\n")
         cmd = [
             odoo_bin, "-c", str(conf), f"--addons-path={addons}", "-d", db, "-i", MODULE,
-            "--test-enable", f"--test-tags=/{MODULE}", "--stop-after-init", "--log-level=test",
+            "--test-enable", f"--test-tags={tags or '/' + MODULE}", "--stop-after-init", "--log-level=test",
             "--without-demo=all", *odoo_db_args(pg), "--http-interface=127.0.0.1",
             f"--http-port={free_port()}",
         ]
@@ -190,6 +190,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--no-odoo", action="store_true",
                         help="skip the Odoo phase on purpose (counted as skipped)")
+    parser.add_argument("--odoo-tags", default="",
+                        help="run only these Odoo test tags (default: every auto_heal test), "
+                             "e.g. /auto_heal:TestFixRun")
     opts, pytest_args = parser.parse_known_args(argv)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
@@ -234,7 +237,7 @@ def main(argv=None) -> int:
                 elif not odoo_bin:
                     parts["odoo"] = odoo_skipped(reasons)
                 else:
-                    parts["odoo"] = run_odoo_tests(odoo_bin, odoo_path, pg)
+                    parts["odoo"] = run_odoo_tests(odoo_bin, odoo_path, pg, opts.odoo_tags)
         except PgError as exc:
             parts["setup"] = Counts()
             parts["setup"].fail(f"PostgreSQL: {exc}")
