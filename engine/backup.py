@@ -35,10 +35,9 @@ True
 import datetime
 import json
 import os
-import stat
 from dataclasses import asdict, dataclass, field
 
-from . import fsutil
+from . import fsutil, safefs
 from .errors import EngineError
 
 __all__ = [
@@ -47,6 +46,7 @@ __all__ = [
     "backup_config",
     "find_version",
     "list_versions",
+    "read_version",
     "restore_version",
 ]
 
@@ -158,17 +158,14 @@ def backup_config(path, dest_dir, keep=DEFAULT_KEEP, now=None):
     """
     if keep < 1:
         raise BackupConfigError("keep must be at least 1, not %r" % keep)
-    real = os.path.realpath(path)
+    folder, name = fsutil.split_root(path)
+    real = os.path.join(folder, name)
     try:
-        with open(real, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise BackupConfigError("%s: not a regular file" % path)
-            data = fh.read()
+        data, snap = safefs.read(folder, name)
     except FileNotFoundError:
         raise BackupConfigError("%s: no such file" % path) from None
-    except IsADirectoryError:
-        raise BackupConfigError("%s: not a regular file" % path) from None
+    except EngineError as exc:
+        raise BackupConfigError(str(exc)) from None
     except OSError as exc:
         raise BackupConfigError("%s: cannot read: %s" % (path, exc.strerror or exc)) from None
     digest = fsutil.sha256_bytes(data)
@@ -195,9 +192,9 @@ def backup_config(path, dest_dir, keep=DEFAULT_KEEP, now=None):
         source=real,
         sha256=digest,
         size=len(data),
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
+        mode=snap.mode,
+        uid=snap.uid,
+        gid=snap.gid,
         created_at=moment.isoformat(),
     )
     try:
@@ -225,22 +222,35 @@ def _prune(versions, keep):
                 pass
 
 
-def restore_version(version, path=None):
-    """Write *version* back to its source (or *path*), with its mode and owner.
-
-    The copy is checked against its sha256 first.
-    """
+def read_version(version):
+    """The bytes of *version*, checked against its sha256."""
     try:
-        with open(version.path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise BackupConfigError(
-            "%s: cannot read: %s" % (version.path, exc.strerror or exc)
-        ) from None
+        data = safefs.read_regular(version.path, "config version", version.size + (1 << 20))
+    except EngineError as exc:
+        raise BackupConfigError(str(exc)) from None
     if fsutil.sha256_bytes(data) != version.sha256:
         raise BackupConfigError(
             "%s: does not match its recorded sha256, not restoring" % version.path
         )
-    fsutil.atomic_write(
-        path or version.source, data, mode=version.mode, uid=version.uid, gid=version.gid
-    )
+    return data
+
+
+def restore_version(version, path=None, current=None):
+    """Write *version* back to its source (or *path*), with its mode and owner.
+
+    The copy is checked against its sha256 first. The file is replaced on
+    descriptors (:func:`engine.safefs.replace`), only if it still is
+    *current* (a :class:`engine.safefs.Snapshot`; read here when None, or
+    None for a file that is gone).
+    """
+    data = read_version(version)
+    folder, name = fsutil.split_root(path or version.source)
+    if current is None:
+        try:
+            _, current = safefs.read(folder, name)
+        except FileNotFoundError:
+            current = None
+        except EngineError as exc:
+            raise BackupConfigError(str(exc)) from None
+    safefs.replace(folder, name, current, data, mode=version.mode, uid=version.uid,
+                   gid=version.gid)

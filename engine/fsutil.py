@@ -3,14 +3,16 @@
 Every file change made by auto_heal goes through this module:
 
 - :func:`resolve_inside` refuses a path, or a symlink, that escapes the
-  configured roots;
+  configured roots (a plan-time check; the change itself walks on
+  descriptors, :mod:`engine.safefs`);
 - :func:`backup_file` keeps the exact bytes, mode and owner of the file, with
-  their sha256, in a backup folder plus a JSON sidecar;
-- :func:`atomic_write` writes through a temporary file in the same folder,
-  fsyncs it, gives it the original mode and owner, renames it over the target
-  and fsyncs the folder, so a crash leaves either the old or the new file,
-  never half of one;
-- :func:`restore_backup` puts the bytes, mode and owner back exactly.
+  their sha256 and inode, in a backup folder plus a JSON sidecar;
+- :func:`atomic_write` writes auto_heal's own files through a temporary file
+  in the same folder's descriptor, fsyncs it, gives it the original mode and
+  owner, renames it over the target and fsyncs the folder, so a crash leaves
+  either the old or the new file, never half of one;
+- :func:`restore_backup` puts the bytes, mode and owner back exactly, on
+  descriptors, only over the file it was told about.
 
 A whole round trip::
 
@@ -29,6 +31,7 @@ A whole round trip::
 True
 >>> atomic_write(target, b"broken")
 >>> restore_backup(record)
+True
 >>> open(target, "rb").read()
 b'<odoo/>\\n'
 >>> sorted(os.listdir(root))   # no temporary file left behind
@@ -43,9 +46,9 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from dataclasses import asdict, dataclass
 
+from . import safefs
 from .errors import EngineError
 
 __all__ = [
@@ -53,11 +56,15 @@ __all__ = [
     "BackupRecord",
     "PathEscapeError",
     "atomic_write",
+    "backup_bytes",
     "backup_file",
+    "current_state",
     "load_backup_record",
     "locked",
+    "read_backup",
     "resolve_inside",
     "restore_backup",
+    "split_root",
     "sha256_bytes",
 ]
 
@@ -79,21 +86,6 @@ def sha256_bytes(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def _fsync_dir(directory):
-    """fsync a folder so a rename inside it survives a crash."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # pragma: no cover - some filesystems refuse it
-        if exc.errno not in (errno.EINVAL, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
 def _current_umask():
     mask = os.umask(0)
     os.umask(mask)
@@ -103,10 +95,13 @@ def _current_umask():
 def atomic_write(path, data, mode=None, uid=None, gid=None):
     """Replace the content of *path* with *data* (bytes), atomically.
 
-    The new content is written to a temporary file in the same folder, flushed
-    and fsynced, given the mode and owner of the file it replaces, renamed over
-    it, and the folder is fsynced. If *path* is a symlink, the file it points
-    to is replaced and the symlink is kept.
+    For auto_heal's own files (state, run records, backups, spool): the new
+    content is written to a temporary file created in the folder's
+    descriptor, flushed and fsynced, given the mode and owner of the file it
+    replaces, renamed over it relative to that descriptor, and the folder is
+    fsynced. A symlink, or anything but a regular file, at *path* is refused
+    (:class:`engine.safefs.UnsafeFileError`): a link planted where a state
+    file should be must not make root write its target.
 
     *mode*, *uid* and *gid* override what is kept from the existing file (used
     by :func:`restore_backup`). A new file gets *mode* or ``0o666 & ~umask``.
@@ -127,53 +122,34 @@ def atomic_write(path, data, mode=None, uid=None, gid=None):
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("atomic_write() needs bytes, not %s" % type(data).__name__)
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target) or "."
+    path = os.path.abspath(os.fspath(path))
+    directory, name = os.path.split(path)
+    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
-    if mode is None:
-        mode = stat.S_IMODE(st.st_mode) if st else (0o666 & ~_current_umask())
-    if uid is None:
-        uid = st.st_uid if st else -1
-    if gid is None:
-        gid = st.st_gid if st else -1
-
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=".%s." % os.path.basename(target), suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            tmp_st = os.fstat(fh.fileno())
-            want_uid = tmp_st.st_uid if uid == -1 else uid
-            want_gid = tmp_st.st_gid if gid == -1 else gid
-            if (want_uid, want_gid) != (tmp_st.st_uid, tmp_st.st_gid):
-                try:
-                    os.fchown(fh.fileno(), want_uid, want_gid)
-                except PermissionError as exc:
-                    raise PermissionError(
-                        exc.errno,
-                        "cannot keep owner %s:%s (running as uid %s)"
-                        % (want_uid, want_gid, os.geteuid()),
-                        path,
-                    ) from None
-            # chown may clear set-id bits: set the mode again afterwards.
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        st = safefs.stat_entry(dir_fd, name)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise safefs.UnsafeFileError(f"{path} is a symlink; refused (auto_heal writes its "
+                                         "own files only where no link stands)")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
+        if mode is None:
+            mode = stat.S_IMODE(st.st_mode) if st else (0o666 & ~_current_umask())
+        if uid is None:
+            uid = st.st_uid if st else -1
+        if gid is None:
+            gid = st.st_gid if st else -1
+        tmp = safefs._write_temp(dir_fd, name, bytes(data), mode, uid, gid, path)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(directory)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            raise
+        safefs._fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def resolve_inside(path, roots):
@@ -221,10 +197,12 @@ def resolve_inside(path, roots):
 class BackupRecord:
     """What :func:`restore_backup` needs to put a file back exactly.
 
-    Stored as JSON next to the copy (``<copy>.json``).
+    Stored as JSON next to the copy (``<copy>.json``). ``root`` and ``rel``
+    say where the file lies (the restore walks there on descriptors);
+    ``dev``, ``ino`` and ``mtime_ns`` are what it was when it was copied.
     """
 
-    path: str  # the real path of the file that was backed up
+    path: str  # root/rel: the file that was backed up
     backup_path: str  # the copy of its bytes
     sha256: str
     size: int
@@ -233,6 +211,11 @@ class BackupRecord:
     gid: int
     created: str  # ISO 8601 UTC
     sidecar: str = ""
+    root: str = ""
+    rel: str = ""
+    dev: int = 0
+    ino: int = 0
+    mtime_ns: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -242,52 +225,76 @@ class BackupRecord:
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in fields})
 
+    @property
+    def snapshot(self):
+        """The :class:`engine.safefs.Snapshot` of the file when it was copied."""
+        return safefs.Snapshot(self.dev, self.ino, self.size, self.mtime_ns, self.mode,
+                               self.uid, self.gid, self.sha256)
+
+    def where(self):
+        """``(root, rel)``; a record without a root names its file's own folder."""
+        if self.root:
+            return self.root, self.rel
+        return os.path.split(self.path)
+
 
 def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def backup_file(path, backup_dir):
-    """Copy *path* into *backup_dir* with its mode, owner and sha256.
+def split_root(path):
+    """``(folder, name)`` of a single file named by the operator, the folder at
+    its real path, so that a file can be its own root.
 
-    The copy is ``<backup_dir>/<name>.<UTC time>.<sha8>`` (mode 0600, the
-    folder 0700: a config can hold passwords), its sidecar is the same name
-    plus ``.json``. The copy is read back and checked against the sha256
-    before this returns. Returns a :class:`BackupRecord`.
+    >>> split_root("/etc/odoo/../odoo/odoo.conf")
+    ('/etc/odoo', 'odoo.conf')
     """
-    real = os.path.realpath(path)
-    with open(real, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise BackupError("%s: not a regular file" % path)
-        data = fh.read()
+    path = os.path.abspath(os.fspath(path))
+    return os.path.realpath(os.path.dirname(path)), os.path.basename(path)
+
+
+def backup_file(path, backup_dir, *, root=None, max_bytes=safefs.DEFAULT_MAX_BYTES):
+    """Copy *path* (inside *root*, or its own folder) into *backup_dir*.
+
+    The file is read on descriptors (:func:`engine.safefs.read`): a symlink, a
+    hard link or a non-regular file is refused. The copy is
+    ``<backup_dir>/<name>.<UTC time>.<sha8>`` (mode 0600, the folder 0700: a
+    config can hold passwords), its sidecar is the same name plus ``.json``.
+    The copy is read back and checked against the sha256 before this
+    returns. Returns a :class:`BackupRecord`; callers compare its
+    :attr:`BackupRecord.snapshot` with the one they planned.
+    """
+    if root is None:
+        root, rel = split_root(path)
+    else:
+        root, rel = safefs.locate(path, [root])
+    data, snap = safefs.read(root, rel, max_bytes)
+    return backup_bytes(data, snap, root, rel, backup_dir)
+
+
+def backup_bytes(data, snap, root, rel, backup_dir):
+    """Keep *data*, read as *snap* from *root*/*rel*, in *backup_dir*."""
     digest = sha256_bytes(data)
+    if digest != snap.sha256:
+        raise BackupError(f"{root}/{rel}: the bytes to keep are not the ones read")
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
     now = _utcnow()
-    stem = "%s.%s.%s" % (
-        os.path.basename(real),
-        now.strftime("%Y%m%dT%H%M%S.%fZ"),
-        digest[:8],
-    )
+    stem = "%s.%s.%s" % (os.path.basename(rel) or "file", now.strftime("%Y%m%dT%H%M%S.%fZ"),
+                         digest[:8])
     copy_path = os.path.join(os.path.abspath(backup_dir), stem)
     n = 1
-    while os.path.exists(copy_path) or os.path.exists(copy_path + ".json"):
+    while os.path.lexists(copy_path) or os.path.lexists(copy_path + ".json"):
         n += 1
         copy_path = os.path.join(os.path.abspath(backup_dir), "%s.%d" % (stem, n))
     atomic_write(copy_path, data, mode=0o600)
-    with open(copy_path, "rb") as fh:
-        if sha256_bytes(fh.read()) != digest:  # pragma: no cover - disk trouble
-            raise BackupError("%s: backup copy does not match its checksum" % copy_path)
+    if sha256_bytes(safefs.read_regular(copy_path, "backup copy", len(data))) != digest:
+        raise BackupError(  # pragma: no cover - disk trouble
+            "%s: backup copy does not match its checksum" % copy_path)
     record = BackupRecord(
-        path=real,
-        backup_path=copy_path,
-        sha256=digest,
-        size=len(data),
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
-        created=now.isoformat(),
-        sidecar=copy_path + ".json",
+        path=os.path.join(root, rel), backup_path=copy_path, sha256=digest, size=len(data),
+        mode=snap.mode, uid=snap.uid, gid=snap.gid, created=now.isoformat(),
+        sidecar=copy_path + ".json", root=root, rel=rel, dev=snap.dev, ino=snap.ino,
+        mtime_ns=snap.mtime_ns,
     )
     atomic_write(
         record.sidecar,
@@ -300,40 +307,59 @@ def backup_file(path, backup_dir):
 def load_backup_record(sidecar):
     """Read a :class:`BackupRecord` back from its JSON sidecar."""
     try:
-        with open(sidecar, "rb") as fh:
-            data = json.loads(fh.read().decode("utf-8"))
+        data = json.loads(safefs.read_regular(sidecar, "backup record", 1 << 20).decode("utf-8"))
         record = BackupRecord.from_dict(data)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, EngineError) as exc:
         raise BackupError("%s: unusable backup record: %s" % (sidecar, exc)) from None
     record.sidecar = os.path.abspath(sidecar)
     return record
 
 
-def restore_backup(record):
-    """Put the bytes, mode and owner of *record* back on its file, atomically.
-
-    The copy is checked against the recorded sha256 first; a copy that does
-    not match is refused (:class:`BackupError`) and the file is left alone.
-    """
-    if isinstance(record, (str, os.PathLike)):
-        record = load_backup_record(record)
+def read_backup(record):
+    """The bytes of *record*'s copy, checked against its sha256."""
     try:
-        with open(record.backup_path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise BackupError(
-            "%s: cannot read backup: %s" % (record.backup_path, exc.strerror)
-        ) from None
+        data = safefs.read_regular(record.backup_path, "backup copy",
+                                   max(record.size, 0) + (1 << 20))
+    except EngineError as exc:
+        raise BackupError("%s: cannot read backup: %s" % (record.backup_path, exc)) from None
     if sha256_bytes(data) != record.sha256:
         raise BackupError(
             "%s: backup does not match its recorded sha256, not restoring" % record.backup_path
         )
-    atomic_write(record.path, data, mode=record.mode, uid=record.uid, gid=record.gid)
-    st = os.stat(record.path)
-    if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) != (record.mode, record.uid, record.gid):
-        raise BackupError(
-            "%s: restored, but mode or owner differ" % record.path
-        )  # pragma: no cover
+    return data
+
+
+def current_state(record):
+    """``(bytes, Snapshot)`` of *record*'s file now, or ``(None, None)`` when it is gone."""
+    root, rel = record.where()
+    try:
+        return safefs.read(root, rel)
+    except FileNotFoundError:
+        return None, None
+
+
+def restore_backup(record, current=None):
+    """Put the bytes, mode and owner of *record* back on its file, atomically.
+
+    The copy is checked against the recorded sha256 first; a copy that does
+    not match is refused (:class:`BackupError`) and the file is left alone.
+    The file is replaced on descriptors, only if it still is *current* (the
+    :class:`engine.safefs.Snapshot` the caller looked at; read here when
+    None). A file that already holds the recorded bytes, mode and owner is
+    left alone. Returns True when the file was written, False when it
+    already was as recorded.
+    """
+    if isinstance(record, (str, os.PathLike)):
+        record = load_backup_record(record)
+    data = read_backup(record)
+    root, rel = record.where()
+    if current is None:
+        _, current = current_state(record)
+    if current is not None and (current.sha256, current.mode, current.uid, current.gid) == \
+            (record.sha256, record.mode, record.uid, record.gid):
+        return False
+    safefs.replace(root, rel, current, data, mode=record.mode, uid=record.uid, gid=record.gid)
+    return True
 
 
 @contextlib.contextmanager

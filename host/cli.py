@@ -896,6 +896,9 @@ def cmd_fix_cron(args):
 
     if not args.paths and not args.from_log:
         raise UsageError("fix-cron needs a PATH or --from-log FILE")
+    if args.from_log and not args.root:
+        raise UsageError("--from-log needs --root DIR: a log is text anyone can write, so the "
+                         "files it names are fixed only inside folders you name")
     for root in args.root:
         if not os.path.isdir(root):
             raise UsageError("argument --root: not a folder: %s" % root)

@@ -5,16 +5,18 @@ The versions are the ones ``bin/auto-heal backup --config`` keeps
 
     plan     the version (file name or sha256 prefix) checked against its sha256;
       │      the unified diff current -> version, passwords masked
-    backup   the current file: a new config version (engine.backup.backup_config)
-      │      and fsutil.backup_file (bytes, mode, owner) for the rollback
-    apply    still the planned bytes? engine.backup.restore_version (atomic,
-      │      with the version's mode and owner)
+    backup   still the planned snapshot (device, inode, size, mtime, sha256)?
+      │      the current file: a new config version and a backup for rollback
+    apply    still the planned bytes? engine.safefs.replace on descriptors
+      │      (the version's bytes, mode and owner)
     verify   configparser reads it, it has [options], its sha256 is the version's
     rollback the pre-restore bytes, mode and owner, exactly
 
 Parameters: ``config`` (the odoo.conf to restore), ``version`` (a name in the
 versions folder, or 8+ hex digits of its sha256), ``versions_dir`` (where
-``backup`` keeps versions). ``context.roots``, when set, must hold ``config``.
+``backup`` keeps versions). ``context.roots``, when set, must hold ``config``;
+otherwise the config's own folder is its root. A config that is a symlink or
+has several hard links is refused: the odoo user may own its folder.
 
 >>> print(masked_diff(b"[options]\\ndb_password = old\\n", b"[options]\\ndb_password = new\\n",
 ...                   "/etc/odoo/odoo.conf"), end="")
@@ -28,10 +30,9 @@ versions folder, or 8+ hex digits of its sha256), ``versions_dir`` (where
 
 import configparser
 import os
-import stat
 
 from .. import backup as versions
-from .. import fsutil
+from .. import fsutil, safefs
 from ..errors import EngineError
 from ..fixes.cron_fields import unified_diff
 from ..secrets import mask_secrets
@@ -69,9 +70,30 @@ def parses_as_odoo_config(data):
     return True, f"[options] with {len(parser.options('options'))} key(s)"
 
 
-def _read(path):
-    with open(path, "rb") as fh:
-        return fh.read()
+def _where(context, config):
+    """``(root, rel, root_id)`` of the config: inside the operator's roots when
+    set, else the file's own folder."""
+    if context.roots:
+        try:
+            root, rel = safefs.locate(config, context.roots)
+        except safefs.UnsafeFileError as exc:
+            raise ActionError(str(exc)) from None
+    else:
+        root, rel = fsutil.split_root(config)
+    fd = safefs.open_dir(root)
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return root, rel, [st.st_dev, st.st_ino]
+
+
+def _current(details):
+    """``(bytes, Snapshot)`` of the config now, or ``(None, None)`` when it is gone."""
+    try:
+        return safefs.read(details["root"], details["rel"], expect_root=details["root_id"])
+    except FileNotFoundError:
+        return None, None
 
 
 @register
@@ -86,35 +108,32 @@ class RestoreConfig(FixAction):
 
     def plan(self, context, params):
         config = params["config"]
-        if context.roots:
-            real = fsutil.resolve_inside(config, context.roots)
-        else:
-            real = os.path.realpath(config)
-        if not os.path.isfile(real):
-            raise ActionError(f"config file not found: {config}")
+        root, rel, root_id = _where(context, config)
+        real = os.path.join(root, rel)
+        try:
+            current, snap = safefs.read(root, rel, expect_root=root_id)
+        except FileNotFoundError:
+            raise ActionError(f"config file not found: {config}") from None
         try:
             version = versions.find_version(params["versions_dir"], str(params["version"]))
         except EngineError as exc:
             raise ActionError(str(exc)) from None
-        current = _read(real)
-        st = os.stat(real)
-        data = _read(version.path)
-        intact = fsutil.sha256_bytes(data) == version.sha256
+        try:
+            data, intact, intact_detail = versions.read_version(version), True, ""
+        except EngineError as exc:
+            data, intact, intact_detail = b"", False, str(exc)
         parses, parse_detail = parses_as_odoo_config(data)
-        same_bytes = fsutil.sha256_bytes(current) == version.sha256
-        same_meta = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == \
-            (version.mode, version.uid, version.gid)
+        same_bytes = snap.sha256 == version.sha256
+        same_meta = (snap.mode, snap.uid, snap.gid) == (version.mode, version.uid, version.gid)
         steps = [f"restore {real} from {version.name} (kept {version.created_at}, "
                  f"sha256 {version.sha256[:12]}, mode {version.mode:04o}, "
                  f"owner {version.uid}:{version.gid})"]
         if same_bytes and not same_meta:
             steps.append("only the mode/owner differ: %04o %d:%d -> %04o %d:%d" % (
-                stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                version.mode, version.uid, version.gid))
+                snap.mode, snap.uid, snap.gid, version.mode, version.uid, version.gid))
         steps.append("keep the current file first (a new version, and a backup for rollback)")
         preconditions = [
-            Precondition(f"version {version.name} is intact (sha256)", intact,
-                         "" if intact else "its bytes do not match the recorded sha256"),
+            Precondition(f"version {version.name} is intact (sha256)", intact, intact_detail),
             Precondition("the version parses as an Odoo config", parses,
                          "" if parses else parse_detail),
             Precondition(f"the version was taken of {real}", version.source == real,
@@ -128,65 +147,62 @@ class RestoreConfig(FixAction):
         return Plan(NAME, real, summary, steps=steps,
                     diff=masked_diff(current, data, real), preconditions=preconditions,
                     changes=changes,
-                    details={"config": real, "versions_dir": os.path.abspath(
-                        params["versions_dir"]), "version": version.name,
-                        "version_sha256": version.sha256,
-                        "sha256_before": fsutil.sha256_bytes(current),
-                        "mode": version.mode, "uid": version.uid, "gid": version.gid})
+                    details={"config": real, "root": root, "rel": rel, "root_id": root_id,
+                             "before": snap.to_dict(),
+                             "versions_dir": os.path.abspath(params["versions_dir"]),
+                             "version": version.name, "version_sha256": version.sha256,
+                             "sha256_before": snap.sha256,
+                             "mode": version.mode, "uid": version.uid, "gid": version.gid})
 
     def backup(self, context, plan):
         if not context.backup_dir:
             raise ActionError(f"{NAME}: no backup folder")
-        config = plan.details["config"]
-        kept = versions.backup_config(config, plan.details["versions_dir"])
-        record = fsutil.backup_file(config, context.backup_dir)
-        if record.sha256 != plan.details["sha256_before"]:
-            raise ActionError(f"{config} changed since the plan was made; plan again")
+        details = plan.details
+        data, snap = _current(details)
+        planned = safefs.Snapshot.from_dict(details["before"])
+        if snap is None or snap.differences(planned):
+            raise ActionError(f"{details['config']} changed since the plan was made; plan again")
+        kept = versions.backup_config(details["config"], details["versions_dir"])
+        record = fsutil.backup_bytes(data, snap, details["root"], details["rel"],
+                                     context.backup_dir)
         return {"file": record.to_dict(), "kept_version": kept.name}
 
     def apply(self, context, plan, backup):
         details = plan.details
         config = details["config"]
-        if context.roots:
-            fsutil.resolve_inside(config, context.roots)
-        current = fsutil.sha256_bytes(_read(config))
-        if current not in (details["sha256_before"], details["version_sha256"]):
+        _, snap = _current(details)
+        if snap is None or snap.sha256 not in (details["sha256_before"],
+                                               details["version_sha256"]):
             raise ActionError(f"{config} changed since the plan was made; plan again")
         version = versions.find_version(details["versions_dir"], details["version"])
         if version.sha256 != details["version_sha256"]:
             raise ActionError(f"version {details['version']} is not the planned one")
-        versions.restore_version(version, path=config)
+        data = versions.read_version(version)
+        safefs.replace(details["root"], details["rel"], snap, data, mode=version.mode,
+                       uid=version.uid, gid=version.gid, expect_root=details["root_id"])
         return (f"restored {config} from {version.name}; the previous file is kept as "
                 f"version {backup.get('kept_version')} and in {backup['file']['backup_path']}")
 
     def verify(self, context, plan):
         details = plan.details
-        data = _read(details["config"])
+        data, snap = _current(details)
+        if snap is None:
+            return False, f"{details['config']} is gone"
         ok, detail = parses_as_odoo_config(data)
         if not ok:
             return False, f"{details['config']} does not parse as an Odoo config: {detail}"
-        digest = fsutil.sha256_bytes(data)
-        if digest != details["version_sha256"]:
-            return False, (f"sha256 {digest[:12]} is not the version's "
+        if snap.sha256 != details["version_sha256"]:
+            return False, (f"sha256 {snap.sha256[:12]} is not the version's "
                            f"{details['version_sha256'][:12]}")
-        st = os.stat(details["config"])
-        meta = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+        meta = (snap.mode, snap.uid, snap.gid)
         if meta != (details["mode"], details["uid"], details["gid"]):
             return False, "mode/owner %04o %d:%d are not the version's" % meta
         return True, (f"{details['config']} parses ({detail}) and its sha256 "
-                      f"{digest[:12]} is the version's")
+                      f"{snap.sha256[:12]} is the version's")
 
     def rollback(self, context, plan, backup):
+        from .cron_fields import restore_file
+
         record = fsutil.BackupRecord.from_dict(backup["file"])
-        note = ""
-        try:
-            current = fsutil.sha256_bytes(_read(record.path))
-        except FileNotFoundError:
-            current = None
-        if current not in (None, record.sha256, plan.details["version_sha256"]) \
-                and context.backup_dir:
-            kept = fsutil.backup_file(record.path, context.backup_dir)
-            note = f" (it had changed since the restore; that content is kept in " \
-                   f"{kept.backup_path})"
-        fsutil.restore_backup(record)
-        return f"put back {record.path} as it was before the restore{note}"
+        out = restore_file(record, plan.details["version_sha256"], context.backup_dir)
+        return out.replace("it had changed since the fix", "it had changed since the restore")

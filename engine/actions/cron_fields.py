@@ -10,9 +10,11 @@ five steps of :mod:`engine.actions.base`::
         │
       plan     every XML file, its removals, one unified diff, sha256 before/after
         │
-      backup   fsutil.backup_file per file (bytes, mode, owner, sha256)
-        │
-      apply    per file: still the planned bytes? cut, atomic write
+      backup   per file, read on descriptors: still the planned snapshot
+        │      (device, inode, size, mtime, sha256)? keep bytes, mode, owner
+      apply    per file: still the planned snapshot? cut, engine.safefs.replace
+        │      (temporary file and rename in the folder's descriptor, compared
+        │      once more right before the rename)
         │
       verify   lxml re-parse: no ir.cron record sets numbercall/doall, sha256 as planned
         │
@@ -26,9 +28,13 @@ Parameters:
     Odoo log files: fix exactly the XML files their ``cron_field_deprecated``
     errors name (``patterns`` names another patterns file).
 
-Roots: ``context.roots`` when given, else the paths themselves (a folder's
-files must stay inside it) or, for ``from_log``, each named file. The target
-(what the budget counts) is the module folder, or the one file or folder given.
+Roots: ``context.roots`` when given, else the paths themselves (a folder, or
+a file's own folder); ``from_log`` needs ``context.roots`` (a log names files
+anyone could have written there). A system location or Odoo's own code is
+never a root (:mod:`engine.roots`). Every file is read and written on
+descriptors (:mod:`engine.safefs`): a symlink or hard link below a root is
+refused. The target (what the budget counts) is the module folder, or the one
+file or folder given.
 
 >>> import os, tempfile
 >>> from engine.actions.runner import Context, execute
@@ -53,9 +59,10 @@ import os
 
 from lxml import etree
 
-from .. import fsutil
+from .. import fsutil, safefs
 from ..errors import EngineError
 from ..fixes import cron_fields as fixes
+from ..roots import is_odoo_code, system_reason
 from ..secrets import mask_secrets
 from .base import ActionError, FixAction, Plan, Precondition, register
 
@@ -121,13 +128,38 @@ def cron_fields_left(data):
                              huge_tree=True)
     root = etree.fromstring(data, parser)
     names = " or ".join("@name='%s'" % name for name in fixes.REMOVED_FIELDS)
+    # a <record> inside a <field> (a view's arch) is text to Odoo, not a record
     return [(el.getparent().get("id", ""), el.get("name"), el.sourceline)
-            for el in root.xpath("//record[@model='ir.cron']/field[%s]" % names)]
+            for el in root.xpath("//record[@model='ir.cron'][not(ancestor::field)]"
+                                 "/field[%s]" % names)]
 
 
-def _read(path):
-    with open(path, "rb") as fh:
-        return fh.read()
+def _root_id(root):
+    """``(dev, ino)`` of a root folder, walked on descriptors."""
+    fd = safefs.open_dir(root)
+    try:
+        st = os.fstat(fd)
+        return [st.st_dev, st.st_ino]
+    finally:
+        os.close(fd)
+
+
+def _roots_for(context, paths, files, logs):
+    """The real roots the files must lie in: the operator's, else the paths given.
+
+    Files named by a log are never their own root: a log is text anyone can
+    write, so ``from_log`` needs configured roots.
+    """
+    if context.roots:
+        return [os.path.realpath(r) for r in context.roots]
+    if logs and not paths:
+        raise ActionError(f"{NAME}: from_log needs roots (--root, or [fixes] roots): the "
+                          "files a log names are never their own root")
+    roots = []
+    for path in paths:
+        real = os.path.realpath(path)
+        roots.append(real if os.path.isdir(real) else os.path.dirname(real))
+    return list(dict.fromkeys(roots))
 
 
 @register
@@ -145,13 +177,19 @@ class RemoveDeprecatedCronFields(FixAction):
         if not paths and not logs:
             raise ActionError(f"{NAME} needs paths or from_log")
         skipped, missing, files, outside = [], [], [], []
+        roots = []
+        for root in _roots_for(context, paths, files, logs):
+            reason = system_reason(root) or (is_odoo_code(root) and f"{root} is Odoo's own code")
+            if reason:
+                skipped.append(f"root {reason}: never fixed")
+            else:
+                roots.append(root)
         for path in paths:
-            if context.roots:
-                try:
-                    fsutil.resolve_inside(path, context.roots)
-                except fsutil.PathEscapeError as exc:  # not even walked
-                    outside.append(str(exc))
-                    continue
+            try:
+                safefs.locate(path, roots)
+            except safefs.UnsafeFileError as exc:  # not even walked
+                outside.append(str(exc))
+                continue
             found = fixes.find_xml_files([path], on_skip=lambda p, why: skipped.append(why))
             files.extend(f for f in found if f not in files)
         if logs:
@@ -160,32 +198,35 @@ class RemoveDeprecatedCronFields(FixAction):
                 if not os.path.isfile(log):
                     raise ActionError(f"log file not found: {log}")
                 found, gone = fixes.files_from_log(log, pattern_set)
-                files.extend(os.path.realpath(f) for f in found
-                             if os.path.realpath(f) not in files)
+                files.extend(f for f in found if f not in files)
                 missing.extend(g for g in gone if g not in missing)
-        roots = [os.path.realpath(r) for r in context.roots] or \
-            [os.path.realpath(p) for p in paths] + [f for f in files if not paths]
-        for path in list(files):
-            try:
-                fsutil.resolve_inside(path, roots)
-            except fsutil.PathEscapeError as exc:
-                outside.append(str(exc))
-                files.remove(path)
 
         changes, unchanged, diffs, steps = [], [], [], []
+        root_ids = {}
         for path in files:
-            planned = fixes.plan(path)  # CronFieldError names the file and line
+            try:
+                root, rel = safefs.locate(path, roots)
+                if root not in root_ids:
+                    root_ids[root] = _root_id(root)
+                data, snap = safefs.read(root, rel, expect_root=root_ids[root])
+            except (OSError, EngineError) as exc:
+                outside.append(str(exc) if isinstance(exc, EngineError)
+                               else f"{path}: {exc.strerror or exc}")
+                continue
+            shown = os.path.join(root, rel)
+            planned = fixes.plan_bytes(data, shown)  # CronFieldError names the file and line
             if planned is None:
-                unchanged.append(path)
+                unchanged.append(shown)
                 continue
             removed = ", ".join(
                 "%s (line %d%s)" % (r.field, r.line, ", record %s" % r.record_id
                                     if r.record_id else "") for r in planned.removals)
-            steps.append(f"remove {removed} from {path}")
+            steps.append(f"remove {removed} from {shown}")
             diffs.append(planned.diff)
             changes.append({
-                "path": path,
-                "sha256_before": fsutil.sha256_bytes(planned.old),
+                "path": shown, "root": root, "rel": rel, "root_id": root_ids[root],
+                "before": snap.to_dict(),
+                "sha256_before": snap.sha256,
                 "sha256_after": fsutil.sha256_bytes(planned.new),
                 "removals": [r.to_dict() for r in planned.removals],
             })
@@ -197,8 +238,8 @@ class RemoveDeprecatedCronFields(FixAction):
             steps.append(f"skip {path}: named in the log, but not on this host")
 
         preconditions = [Precondition(
-            "the XML files to fix are inside the allowed roots", not outside,
-            "; ".join(outside))]
+            "the XML files to fix are inside the allowed roots, on no symlink or hard link",
+            not outside, "; ".join(outside))]
         if logs:
             preconditions.append(Precondition(
                 "the log names an existing ir.cron XML file", bool(files),
@@ -208,7 +249,8 @@ class RemoveDeprecatedCronFields(FixAction):
             preconditions.append(Precondition(
                 f"{folder} is writable (atomic write needs a temporary file there)",
                 os.access(folder, os.W_OK | os.X_OK)))
-        target = _target(paths, files) if (paths or files) else ", ".join(logs)
+        target = _target(paths, [c["path"] for c in changes] + unchanged or files) \
+            if (paths or files) else ", ".join(logs)
         summary = ("remove numbercall/doall from %d file(s)" % len(changes) if changes
                    else "no ir.cron record sets numbercall or doall")
         return Plan(NAME, target, summary, steps=steps,
@@ -222,29 +264,35 @@ class RemoveDeprecatedCronFields(FixAction):
             raise ActionError(f"{NAME}: no backup folder")
         records = []
         for change in plan.details["files"]:
-            record = fsutil.backup_file(change["path"], context.backup_dir)
-            if record.sha256 != change["sha256_before"]:
-                raise ActionError(f"{change['path']} changed since the plan was made; "
-                                  "plan again")
+            data, snap = safefs.read(change["root"], change["rel"],
+                                     expect_root=change["root_id"])
+            planned = safefs.Snapshot.from_dict(change["before"])
+            if snap.differences(planned):
+                raise ActionError(f"{change['path']} changed since the plan was made "
+                                  f"({', '.join(snap.differences(planned))}); plan again")
+            record = fsutil.backup_bytes(data, snap, change["root"], change["rel"],
+                                         context.backup_dir)
             records.append(record.to_dict())
         return {"files": records}
 
     def apply(self, context, plan, backup):
-        roots = plan.details["roots"]
         out = []
         for change in plan.details["files"]:
-            path = fsutil.resolve_inside(change["path"], roots)
-            data = _read(path)
-            digest = fsutil.sha256_bytes(data)
-            if digest == change["sha256_after"]:
+            path = change["path"]
+            data, snap = safefs.read(change["root"], change["rel"],
+                                     expect_root=change["root_id"])
+            if snap.sha256 == change["sha256_after"]:
                 out.append(f"{path}: already fixed")
                 continue
-            if digest != change["sha256_before"]:
-                raise ActionError(f"{path} changed since the plan was made; plan again")
+            planned_snap = safefs.Snapshot.from_dict(change["before"])
+            if snap.differences(planned_snap):
+                raise ActionError(f"{path} changed since the plan was made "
+                                  f"({', '.join(snap.differences(planned_snap))}); plan again")
             planned = fixes.plan_bytes(data, path)
             if planned is None or fsutil.sha256_bytes(planned.new) != change["sha256_after"]:
                 raise ActionError(f"{path}: the fix no longer gives the planned bytes")
-            fsutil.atomic_write(path, planned.new)
+            safefs.replace(change["root"], change["rel"], planned_snap, planned.new,
+                           expect_root=change["root_id"])
             removed = ", ".join(r["field"] for r in change["removals"])
             out.append(f"fixed {path}: removed {removed}")
         return "\n".join(out)
@@ -254,9 +302,10 @@ class RemoveDeprecatedCronFields(FixAction):
         for change in plan.details["files"]:
             path = change["path"]
             try:
-                data = _read(path)
+                data, _ = safefs.read(change["root"], change["rel"],
+                                      expect_root=change["root_id"])
                 left = cron_fields_left(data)
-            except (OSError, etree.XMLSyntaxError) as exc:
+            except (OSError, EngineError, etree.XMLSyntaxError) as exc:
                 problems.append(f"{path}: {exc}")
                 continue
             if left:
@@ -272,13 +321,11 @@ class RemoveDeprecatedCronFields(FixAction):
 
     def rollback(self, context, plan, backup):
         out, errors = [], []
-        roots = plan.details.get("roots") or []
         after = {c["path"]: c["sha256_after"] for c in plan.details.get("files", [])}
         for data in (backup or {}).get("files", []):
             record = fsutil.BackupRecord.from_dict(data)
             try:
-                fsutil.resolve_inside(record.path, roots)
-                out.append(_restore(record, after.get(record.path), context.backup_dir))
+                out.append(restore_file(record, after.get(record.path), context.backup_dir))
             except (OSError, EngineError) as exc:
                 errors.append(f"{record.path}: {exc}")
         if errors:
@@ -286,15 +333,15 @@ class RemoveDeprecatedCronFields(FixAction):
         return "\n".join(out)
 
 
-def _restore(record, sha_after, backup_dir):
-    """Put *record* back; keep a copy of content that is neither ours nor the original."""
+def restore_file(record, sha_after, backup_dir):
+    """Put *record* back on descriptors; keep a copy of content that is neither
+    ours nor the original. Returns what was done, for the run's output."""
+    data, current = fsutil.current_state(record)
     note = ""
-    try:
-        current = fsutil.sha256_bytes(_read(record.path))
-    except FileNotFoundError:
-        current = None
-    if current not in (None, record.sha256, sha_after) and backup_dir:
-        kept = fsutil.backup_file(record.path, backup_dir)
+    if current is not None and current.sha256 not in (record.sha256, sha_after) and backup_dir:
+        root, rel = record.where()
+        kept = fsutil.backup_bytes(data, current, root, rel, backup_dir)
         note = f" (it had changed since the fix; that content is kept in {kept.backup_path})"
-    fsutil.restore_backup(record)
+    if not fsutil.restore_backup(record, current):
+        return f"{record.path} still holds its original bytes: nothing to roll back"
     return f"restored {record.path} from {record.backup_path}{note}"

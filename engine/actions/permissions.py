@@ -49,7 +49,9 @@ import pwd
 import re
 import stat
 
-from .. import fsutil
+from .. import fsutil, safefs
+from ..errors import EngineError
+from ..roots import is_odoo_code, narrow, skip_below_root, system_reason
 from .base import ActionError, FixAction, Plan, Precondition, register
 from .cron_fields import as_list, load_pattern_set
 
@@ -62,6 +64,10 @@ PATTERN_TYPE = "permission_denied"
 STEP_LIMIT = 500
 #: How many folders and files the write check tries as the owner.
 PROOF_LIMIT = 200
+#: The largest odoo.conf read for its roots.
+CONFIG_MAX_BYTES = 1 << 20
+#: Data dirs allowed below /var/lib without configuration (Odoo's Debian package).
+DEFAULT_DATA_DIRS = ("/var/lib/odoo",)
 
 
 # --------------------------------------------------------------------------
@@ -144,45 +150,6 @@ def _name(uid, gid):
 # roots
 
 
-#: Folders never to hand to Odoo's user, whatever a config or a caller says.
-SYSTEM_FOLDERS = frozenset([
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media",
-    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr",
-    "/usr/bin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/share",
-    "/var", "/var/lib", "/var/log", "/var/tmp", "/var/cache",
-])
-
-
-def is_odoo_code(folder):
-    """Whether *folder* is Odoo's own code: an addons folder shipping ``base`` or
-    ``web``, or anything inside an Odoo source tree or installed package.
-
-    Odoo's code belongs to the system, not to the user Odoo runs as (least
-    privilege): fix_permissions never touches it.
-
-    >>> import os, tempfile
-    >>> src = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(src, "addons", "web")); os.makedirs(os.path.join(src, "odoo"))
-    >>> open(os.path.join(src, "odoo-bin"), "w").close()
-    >>> is_odoo_code(os.path.join(src, "addons")), is_odoo_code(tempfile.mkdtemp())
-    (True, False)
-    """
-    folder = os.path.realpath(folder)
-    for module in ("base", "web"):
-        if os.path.isfile(os.path.join(folder, module, "__manifest__.py")):
-            return True
-    current = folder
-    while True:
-        if os.path.isfile(os.path.join(current, "odoo-bin")) or (
-                os.path.basename(current) == "odoo"
-                and os.path.isfile(os.path.join(current, "release.py"))):
-            return True
-        parent = os.path.dirname(current)
-        if parent == current:
-            return False
-        current = parent
-
-
 def new_file_mode(file_mode, old_mode):
     """The mode a file gets: *file_mode*, executable where it was and may be read.
 
@@ -195,12 +162,16 @@ def new_file_mode(file_mode, old_mode):
 
 
 def roots_from_config(path):
-    """(roots, notes): data_dir, logfile and addons_path of an odoo.conf."""
+    """(roots, notes): data_dir, logfile and addons_path of an odoo.conf.
+
+    The odoo user may own that file: what it names only narrows the
+    operator's roots (:func:`engine.roots.narrow`), it never widens them.
+    """
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+        text = safefs.read_regular(path, "Odoo config", CONFIG_MAX_BYTES).decode("utf-8")
+        parser.read_string(text)
+    except (EngineError, configparser.Error, UnicodeDecodeError) as exc:
         raise ActionError(f"cannot read {path} as an Odoo config: {exc}") from None
     if not parser.has_section("options"):
         raise ActionError(f"{path} has no [options] section")
@@ -256,51 +227,26 @@ def paths_from_log(logs, patterns=None):
 # safe access to one inode
 
 
-def _open_in_root(root, rel):
-    """An ``O_PATH`` fd of *root*/*rel*, never through a symlink.
-
-    Each component is opened relative to its folder's fd with ``O_NOFOLLOW``,
-    so a folder swapped for a symlink after the plan cannot lead outside the
-    root; a last component that is a symlink is opened as the link itself
-    (the caller compares its inode with the planned one and refuses).
-    """
-    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(root, flags)
-    parts = [p for p in rel.split(os.sep) if p] if rel not in ("", ".") else []
+def _check_entry(entry):
+    """The ``(mode, uid, gid)`` of a planned entry now, on descriptors, checked to
+    be the same inode (:func:`engine.safefs.set_owner_mode` does the change)."""
+    if entry["kind"] == "dir":
+        fd = safefs.open_dir(entry["root"], entry["rel"])
+    else:
+        data_dir, name = os.path.split(entry["rel"])
+        dir_fd = safefs.open_dir(entry["root"], data_dir)
+        try:
+            fd, _ = safefs._open_file(dir_fd, name, entry["path"], None)
+        finally:
+            os.close(dir_fd)
     try:
-        for part in parts[:-1]:
-            if part == "..":
-                raise ActionError(f"{root}/{rel}: '..' is not allowed")
-            nfd = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        if parts:
-            last = os.open(parts[-1], flags, dir_fd=fd)
-            os.close(fd)
-            fd = last
-    except BaseException:
+        st = os.fstat(fd)
+    finally:
         os.close(fd)
-        raise
-    return fd
-
-
-def _stat_entry(entry):
-    """``(fd, stat)`` of a planned entry, checked to be the same inode."""
-    fd = _open_in_root(entry["root"], entry["rel"])
-    st = os.fstat(fd)
     if (st.st_dev, st.st_ino) != (entry["dev"], entry["ino"]):
-        os.close(fd)
         raise ActionError(f"{entry['path']} is no longer the file that was planned "
                           "(replaced or moved); plan again")
-    return fd, st
-
-
-def _set(fd, st, uid, gid, mode):
-    """chown then chmod the inode behind an O_PATH *fd*."""
-    proc = f"/proc/self/fd/{fd}"  # the inode itself, never a path lookup
-    if (st.st_uid, st.st_gid) != (uid, gid):
-        os.chown(proc, uid, gid)
-    os.chmod(proc, mode)  # after chown: chown may clear set-id bits
+    return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
 
 
 # --------------------------------------------------------------------------
@@ -372,11 +318,13 @@ def _entry(root, path, st):
             "mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
 
 
-def _walk(root, symlinks, others):
+def _walk(root, symlinks, others, left_alone):
     """(path, lstat) of the root and, for a folder, everything under it.
 
     Symlinks are never followed and never changed: they are collected in
-    *symlinks*; sockets, fifos and devices in *others*.
+    *symlinks*; sockets, fifos, devices and files with several hard links in
+    *others*; Odoo source trees, Python packages and virtualenvs below the
+    root in *left_alone* (not walked).
     """
     st = os.lstat(root)
     yield root, st
@@ -384,7 +332,14 @@ def _walk(root, symlinks, others):
         return
     errors = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=errors.append):
-        dirnames.sort()
+        kept = []
+        for name in sorted(dirnames):
+            reason = skip_below_root(os.path.join(dirpath, name))
+            if reason:
+                left_alone.append(reason)
+            else:
+                kept.append(name)
+        dirnames[:] = kept
         for name in dirnames + sorted(filenames):
             path = os.path.join(dirpath, name)
             try:
@@ -393,6 +348,8 @@ def _walk(root, symlinks, others):
                 continue
             if stat.S_ISLNK(st.st_mode):
                 symlinks.append(f"{path} -> {os.readlink(path)}")
+            elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                others.append(f"{path} ({st.st_nlink} hard links)")
             elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
                 yield path, st
             else:
@@ -418,20 +375,23 @@ class FixPermissions(FixAction):
         file_mode = check_mode(parse_mode(params.get("file_mode", DEFAULT_FILE_MODE)), "file")
         want = {"dir": dir_mode, "file": file_mode}
 
-        given, notes = as_list(params.get("roots")), []
+        operator = as_list(params.get("roots")) or [os.fspath(r) for r in context.roots]
+        if not operator:
+            raise ActionError(f"{NAME} needs roots (--root, or [fixes] roots): an odoo.conf "
+                              "only narrows them")
+        given, notes = list(operator), []
         if params.get("config"):
             from_conf, conf_notes = roots_from_config(params["config"])
-            given += from_conf
             notes += conf_notes
-        if not given:
-            given = [os.fspath(r) for r in context.roots]
-        if not given:
-            raise ActionError(f"{NAME} needs roots or an odoo.conf (config)")
+            given, outside_conf = narrow(from_conf, operator)
+            notes += outside_conf
+        data_dirs = list(DEFAULT_DATA_DIRS) + as_list(params.get("data_dir"))
         roots, outside, forbidden = [], [], []
         for root in given:
             real = os.path.realpath(root)
-            if real in SYSTEM_FOLDERS or is_odoo_code(real):
-                forbidden.append(f"{root}{' (' + real + ')' if real != root else ''}")
+            reason = system_reason(root, data_dirs=data_dirs, allowed_users=(user,))
+            if reason or is_odoo_code(real):
+                forbidden.append(reason or f"{root} is Odoo's own code")
                 continue
             if context.roots:
                 try:
@@ -451,7 +411,7 @@ class FixPermissions(FixAction):
                                                 params.get("patterns")) if p not in named]
         targeted = bool(named) or bool(params.get("from_log"))
 
-        symlinks, others, entries, seen = [], [], [], set()
+        symlinks, others, entries, seen, left_alone = [], [], [], set(), []
 
         def add(root, path, st):
             if path in seen:
@@ -459,6 +419,8 @@ class FixPermissions(FixAction):
             seen.add(path)
             if stat.S_ISLNK(st.st_mode):
                 symlinks.append(f"{path} -> {os.readlink(path)}")
+            elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                others.append(f"{path} ({st.st_nlink} hard links)")
             elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
                 entries.append(_entry(root, path, st))
             else:
@@ -485,14 +447,14 @@ class FixPermissions(FixAction):
                     chain.append(folder)
                 for folder in reversed(chain):
                     add(root, folder, os.lstat(folder))
-                for found, st in _walk(existing, symlinks, others):
+                for found, st in _walk(existing, symlinks, others, left_alone):
                     add(root, found, st)
                 kind = "dir" if os.path.isdir(existing) else "file"
                 if [kind, existing] not in checks:
                     checks.append([kind, existing])
         else:
             for root in roots:
-                for found, st in _walk(root, symlinks, others):
+                for found, st in _walk(root, symlinks, others, left_alone):
                     add(root, found, st)
                 checks.append(["dir" if os.path.isdir(root) else "file", root])
 
@@ -518,7 +480,8 @@ class FixPermissions(FixAction):
         if len(changes) > STEP_LIMIT:
             steps.append(f"... and {len(changes) - STEP_LIMIT} more (all in the plan details)")
         steps += [f"skip symlink {s} (never followed, never changed)" for s in symlinks[:50]]
-        steps += [f"skip {p} (not a file or folder)" for p in others[:50]]
+        steps += [f"skip {p} (not a plain file or folder)" for p in others[:50]]
+        steps += [f"leave {why} (the system's, even below a root)" for why in left_alone[:50]]
         steps += [f"skip {s}" for s in skipped]
         steps += [f"note: {n}" for n in notes]
         if changes:
@@ -527,8 +490,8 @@ class FixPermissions(FixAction):
 
         chown_needed = any((c["uid"], c["gid"]) != (uid, gid) for c in changes)
         preconditions = [
-            Precondition("no root is a system folder or Odoo's own code", not forbidden,
-                         "refused: " + ", ".join(forbidden) if forbidden else ""),
+            Precondition("no root is a system location or Odoo's own code", not forbidden,
+                         "refused: " + "; ".join(forbidden) if forbidden else ""),
             Precondition("the roots lie inside the allowed roots", not outside,
                          "; ".join(outside)),
             Precondition("at least one usable root exists", bool(roots),
@@ -566,25 +529,20 @@ class FixPermissions(FixAction):
     def backup(self, context, plan):
         saved = []
         for change in plan.details["changes"]:
-            fd, st = _stat_entry(change)
-            os.close(fd)
+            mode, uid, gid = _check_entry(change)
             saved.append({k: change[k] for k in ("path", "root", "rel", "kind", "dev", "ino")}
-                         | {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid,
-                            "gid": st.st_gid})
+                         | {"mode": mode, "uid": uid, "gid": gid})
         return {"entries": saved}
 
     def apply(self, context, plan, backup):
         changed = 0
         for change in plan.details["changes"]:
-            fd, st = _stat_entry(change)
-            try:
-                now = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-                want = (change["new_mode"], change["new_uid"], change["new_gid"])
-                if now != want:
-                    _set(fd, st, change["new_uid"], change["new_gid"], change["new_mode"])
-                    changed += 1
-            finally:
-                os.close(fd)
+            want = (change["new_mode"], change["new_uid"], change["new_gid"])
+            if _check_entry(change) != want:
+                safefs.set_owner_mode(change["root"], change["rel"],
+                                      (change["dev"], change["ino"]), change["new_uid"],
+                                      change["new_gid"], change["new_mode"], change["kind"])
+                changed += 1
         return (f"{changed} path(s) set to {plan.details['owner']}, folders "
                 f"{plan.details['dir_mode']:04o}, files {plan.details['file_mode']:04o}")
 
@@ -592,12 +550,10 @@ class FixPermissions(FixAction):
         wrong = []
         for change in plan.details["changes"]:
             try:
-                fd, st = _stat_entry(change)
-                os.close(fd)
-            except (OSError, ActionError) as exc:
+                now = _check_entry(change)
+            except (OSError, EngineError) as exc:
                 wrong.append(f"{change['path']}: {exc}")
                 continue
-            now = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
             if now != (change["new_mode"], change["new_uid"], change["new_gid"]):
                 wrong.append("%s is %04o %s" % (change["path"], now[0], _name(*now[1:])))
         if wrong:
@@ -613,20 +569,19 @@ class FixPermissions(FixAction):
                       f"{len(results)} place(s)")
 
     def rollback(self, context, plan, backup):
-        errors, restored = [], 0
+        errors, restored, same = [], 0, 0
         for entry in reversed((backup or {}).get("entries", [])):
             try:
-                fd, st = _stat_entry(entry)
-            except (OSError, ActionError) as exc:
-                errors.append(f"{entry['path']}: {exc}")
-                continue
-            try:
-                _set(fd, st, entry["uid"], entry["gid"], entry["mode"])
+                if _check_entry(entry) == (entry["mode"], entry["uid"], entry["gid"]):
+                    same += 1
+                    continue
+                safefs.set_owner_mode(entry["root"], entry["rel"], (entry["dev"], entry["ino"]),
+                                      entry["uid"], entry["gid"], entry["mode"], entry["kind"])
                 restored += 1
-            except OSError as exc:
+            except (OSError, EngineError) as exc:
                 errors.append(f"{entry['path']}: {exc}")
-            finally:
-                os.close(fd)
         if errors:
             raise ActionError("; ".join(errors[:20]))
+        if not restored:
+            return f"{same} path(s) still have their original mode and owner: nothing to roll back"
         return f"restored mode and owner of {restored} path(s)"

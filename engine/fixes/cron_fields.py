@@ -45,9 +45,10 @@ How the edit stays safe::
     </record>
 </odoo>
 <BLANKLINE>
->>> backup = apply_plan(p, os.path.join(os.path.dirname(path), "backups"))
->>> plan(path) is None   # idempotent: nothing left to do
-True
+
+The change itself is the ``remove_deprecated_cron_fields`` fix action
+(:mod:`engine.actions.cron_fields`), run by the runner: backup, a write on
+descriptors, verify, rollback.
 """
 
 import difflib
@@ -58,7 +59,7 @@ from dataclasses import field as dc_field
 
 from lxml import etree
 
-from .. import fsutil
+from .. import fsutil, safefs
 from ..errors import EngineError
 
 __all__ = [
@@ -66,7 +67,6 @@ __all__ = [
     "CronFieldError",
     "CronFieldPlan",
     "Removal",
-    "apply_plan",
     "files_from_findings",
     "files_from_log",
     "find_xml_files",
@@ -564,64 +564,11 @@ def plan(path):
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise CronFieldError(path, "cannot read: %s" % (exc.strerror or exc)) from None
+        data, _ = safefs.read(*fsutil.split_root(path))
+    except (OSError, EngineError) as exc:
+        raise CronFieldError(path, "cannot read: %s" % (getattr(exc, "strerror", None) or exc)) \
+            from None
     return plan_bytes(data, path)
-
-
-def _verify_on_disk(plan_):
-    with open(plan_.path, "rb") as fh:
-        data = fh.read()
-    if data != plan_.new:
-        raise CronFieldError(
-            plan_.path, "verification failed: the file on disk is not the planned bytes"
-        )
-    old_root, _ = _parse(plan_.old, plan_.path)
-    new_root, _ = _parse(data, plan_.path)
-    removed = [el for el, _ in _cron_fields_to_remove(old_root)]
-    _check_tree(old_root, new_root, removed, plan_.path)
-    if plan_bytes(data, plan_.path) is not None:
-        raise CronFieldError(
-            plan_.path, "verification failed: a second run would still change the file"
-        )
-
-
-def apply_plan(plan_, backup_dir, extra_check=None):
-    """Apply *plan_*: backup, atomic write, verify, roll back on failure.
-
-    The file must still hold the bytes the plan was made from. *extra_check*,
-    if given, is called with the path after the built-in verification (for
-    example to load the file in Odoo) and may raise to trigger the rollback.
-    Returns the :class:`engine.fsutil.BackupRecord` of the backup.
-    """
-    path = plan_.path
-    try:
-        with open(path, "rb") as fh:
-            current = fh.read()
-    except OSError as exc:
-        raise CronFieldError(path, "cannot read: %s" % (exc.strerror or exc)) from None
-    if current != plan_.old:
-        raise CronFieldError(path, "the file changed since the plan was made; plan again")
-    try:
-        record = fsutil.backup_file(path, backup_dir)
-    except OSError as exc:
-        raise CronFieldError(
-            path, "cannot back up to %s: %s" % (backup_dir, exc.strerror or exc)
-        ) from None
-    try:
-        fsutil.atomic_write(path, plan_.new)
-    except OSError as exc:
-        raise CronFieldError(path, "cannot write: %s" % (exc.strerror or exc)) from None
-    try:
-        _verify_on_disk(plan_)
-        if extra_check is not None:
-            extra_check(path)
-    except Exception as exc:
-        fsutil.restore_backup(record)
-        raise CronFieldError(path, "%s; rolled back from %s" % (exc, record.backup_path)) from None
-    return record
 
 
 def find_xml_files(paths, on_skip=None):

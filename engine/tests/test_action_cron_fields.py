@@ -120,6 +120,7 @@ def test_from_log_fixes_exactly_the_named_file(module, context, tmp_path):
     log = tmp_path / "odoo.log"
     log.write_text(open(SAMPLE).read().replace("/srv/addons/legacy_cron/data/cron.xml",
                                                str(cron)))
+    context.roots = (str(tmp_path / "addons"),)
     record = execute(ACTION, context, {"from_log": [str(log)]})
     assert record.state == "done", record.error
     assert record.target == str(module)  # the module folder of the named file
@@ -127,7 +128,19 @@ def test_from_log_fixes_exactly_the_named_file(module, context, tmp_path):
     assert (other / "cron.xml").read_bytes() == CRON_XML
 
 
+def test_from_log_without_roots_is_blocked(module, context, tmp_path):
+    """A log is text anyone can write: the files it names are never their own root."""
+    log = tmp_path / "odoo.log"
+    log.write_text(open(SAMPLE).read().replace("/srv/addons/legacy_cron/data/cron.xml",
+                                               str(module / "data" / "cron.xml")))
+    record = execute(ACTION, context, {"from_log": [str(log)]})
+    assert record.state == "blocked"
+    assert "from_log needs roots" in record.error
+    assert (module / "data" / "cron.xml").read_bytes() == CRON_XML
+
+
 def test_from_log_naming_a_missing_file_is_blocked(context, tmp_path):
+    context.roots = (str(tmp_path),)
     record = execute(ACTION, context, {"from_log": [SAMPLE]})
     assert record.state == "blocked"
     assert "the log names an existing ir.cron XML file" in record.error
@@ -191,3 +204,13 @@ def test_verify_measures_the_file(module, context):
     assert "still sets numbercall (line 7), doall (line 8)" in detail
     assert sha256_bytes((module / "data" / "cron.xml").read_bytes()) == \
         plan.details["files"][0]["sha256_before"]
+
+
+def test_system_locations_and_odoo_code_are_never_roots(context, tmp_path):
+    """A file below /usr (Odoo's Debian package) is refused even when named."""
+    context.roots = ("/usr/lib/python3/dist-packages", str(tmp_path))
+    record = execute(ACTION, context, {"paths": ["/usr/lib/python3/dist-packages/odoo"]})
+    assert record.state == "blocked"
+    assert "outside the allowed roots" in record.error
+    assert any("system location (below /usr)" in s
+               for s in record.plan["details"]["skipped"])

@@ -9,7 +9,6 @@ from engine.errors import EngineError
 from engine.fixes import cron_fields
 from engine.fixes.cron_fields import (
     CronFieldError,
-    apply_plan,
     files_from_findings,
     find_xml_files,
     plan,
@@ -43,10 +42,20 @@ def _write(tmp_path, name, data):
     return str(p)
 
 
+def _apply(tmp_path, path):
+    """The one apply path: the fix action, through the runner."""
+    from engine.actions.runner import Context, execute
+    from engine.audit import AuditLog
+
+    context = Context(actor="test", audit=AuditLog(str(tmp_path / "audit.jsonl")),
+                      backup_dir=str(tmp_path / "backups"))
+    return execute("remove_deprecated_cron_fields", context, {"paths": [path]})
+
+
 def _fix(tmp_path, path):
     p = plan(path)
     assert p is not None
-    apply_plan(p, str(tmp_path / "backups"))
+    assert _apply(tmp_path, path).state == "done"
     with open(path, "rb") as fh:
         new = fh.read()
     assert new == p.new
@@ -372,37 +381,15 @@ def test_missing_file(tmp_path):
         plan(str(tmp_path / "nope.xml"))
 
 
-def test_apply_refuses_when_file_changed_since_plan(tmp_path):
-    path = _write(tmp_path, "c.xml", BOTH)
-    p = plan(path)
-    with open(path, "ab") as fh:
-        fh.write(b"<!-- edited -->\n")
-    with pytest.raises(CronFieldError, match="changed since the plan"):
-        apply_plan(p, str(tmp_path / "bk"))
-    assert open(path, "rb").read() == BOTH + b"<!-- edited -->\n"
-    assert not (tmp_path / "bk").exists()
-
-
-def test_apply_keeps_mode_backup_and_rolls_back_on_failed_check(tmp_path):
+def test_apply_keeps_mode_and_backup(tmp_path):
     path = _write(tmp_path, "c.xml", BOTH)
     os.chmod(path, 0o640)
-    p = plan(path)
-    record = apply_plan(p, str(tmp_path / "bk"))
-    assert open(record.backup_path, "rb").read() == BOTH
+    record = _apply(tmp_path, path)
+    assert record.state == "done", record.error
+    backup = record.backup["files"][0]
+    assert open(backup["backup_path"], "rb").read() == BOTH
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert open(path, "rb").read() == BOTH_FIXED
-
-    # a failing extra check restores the original bytes and mode
-    path2 = _write(tmp_path, "d.xml", BOTH)
-    os.chmod(path2, 0o604)
-
-    def refuse(_path):
-        raise RuntimeError("odoo refused the file")
-
-    with pytest.raises(CronFieldError, match="odoo refused the file; rolled back"):
-        apply_plan(plan(path2), str(tmp_path / "bk"), extra_check=refuse)
-    assert open(path2, "rb").read() == BOTH
-    assert stat.S_IMODE(os.stat(path2).st_mode) == 0o604
 
 
 def test_find_xml_files(tmp_path):

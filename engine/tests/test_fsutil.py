@@ -56,14 +56,16 @@ def test_atomic_write_keeps_owner(tmp_path):
     assert p.read_bytes() == b"[options]\nworkers = 2\n"
 
 
-def test_atomic_write_through_symlink_keeps_the_link(tmp_path):
+def test_atomic_write_refuses_a_symlink_and_leaves_its_target(tmp_path):
+    """A link planted where auto_heal keeps a file must not make it write the target."""
     real = tmp_path / "real.xml"
     real.write_bytes(b"a")
     link = tmp_path / "link.xml"
     os.symlink(real, link)
-    atomic_write(str(link), b"b")
+    with pytest.raises(EngineError, match="is a symlink; refused"):
+        atomic_write(str(link), b"b")
     assert os.path.islink(link)
-    assert real.read_bytes() == b"b"
+    assert real.read_bytes() == b"a"
 
 
 def test_atomic_write_new_file_uses_umask(tmp_path):

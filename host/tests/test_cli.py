@@ -105,7 +105,7 @@ BAD_INPUT = {
     "fix-cron malformed XML dry-run": ["fix-cron", "--dry-run", "{broken}"],
     "fix-cron binary junk": ["fix-cron", "--check", "{junk_xml}"],
     "fix-cron dry-run and check": ["fix-cron", "--dry-run", "--check", "{tmp}"],
-    "fix-cron missing log": ["fix-cron", "--from-log", "{tmp}/missing.log"],
+    "fix-cron missing log": ["fix-cron", "--from-log", "{tmp}/missing.log", "--root", "{tmp}"],
     "fix-cron bad root": ["fix-cron", "--root", "{tmp}/nope", "{tmp}"],
     "health nothing asked": ["health"],
     "health bad url": ["health", "--url", "ftp://odoo"],
@@ -541,10 +541,14 @@ def _log_naming(tmp_path, xml_path):
 def test_fix_cron_from_log_fixes_exactly_the_named_file(addons, tmp_path, home):
     cron = addons / "legacy_cron" / "data" / "cron.xml"
     log = _log_naming(tmp_path, cron)
-    dry = run(["fix-cron", "--dry-run", "--from-log", log], home=home)
+    unbounded = run(["fix-cron", "--from-log", log], home=home)
+    assert_one_line_error(unbounded)
+    assert "--from-log needs --root" in unbounded.stderr
+    assert cron.read_bytes() == CRON_XML
+    dry = run(["fix-cron", "--dry-run", "--from-log", log, "--root", addons], home=home)
     assert dry.returncode == 0, dry.stderr
     assert cron.read_bytes() == CRON_XML
-    result = run(["fix-cron", "--from-log", log], home=home)
+    result = run(["fix-cron", "--from-log", log, "--root", addons], home=home)
     assert result.returncode == 0, result.stderr
     assert cron.read_bytes() == CRON_XML_FIXED
     assert (addons / "other" / "data" / "cron.xml").read_bytes() == CRON_XML
@@ -565,7 +569,8 @@ def test_fix_cron_from_log_with_root(addons, tmp_path, home):
 
 
 def test_fix_cron_from_log_naming_a_missing_file(tmp_path, home):
-    result = run(["fix-cron", "--from-log", SAMPLE], home=home)  # /srv/addons/... is not here
+    result = run(["fix-cron", "--from-log", SAMPLE, "--root", tmp_path],
+                 home=home)  # /srv/addons/... is not here
     assert result.returncode == 0
     assert "does not exist here" in result.stderr
     assert "names no existing ir.cron XML file" in result.stdout
