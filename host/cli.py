@@ -33,7 +33,7 @@ import time
 
 from engine import audit as audit_mod
 from engine.errors import EngineError
-from engine.secrets import mask_secrets, mask_values
+from engine.secrets import mask_secrets
 
 PROG = "auto-heal"
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -130,54 +130,6 @@ def _url(text):
     return text
 
 
-def _owner(text):
-    from engine.actions.base import ActionError
-    from engine.actions.permissions import parse_owner
-
-    try:
-        parse_owner(text)
-    except ActionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _mode_of(kind):
-    def parse(text):
-        from engine.actions.base import ActionError
-        from engine.actions.permissions import check_mode, parse_mode
-
-        try:
-            return "%04o" % check_mode(parse_mode(text), kind)
-        except ActionError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
-
-
-_dir_mode = _mode_of("dir")
-_file_mode = _mode_of("file")
-
-
-def _cluster(text):
-    from engine.actions.base import ActionError
-    from engine.actions.services import parse_cluster
-
-    try:
-        return "/".join(parse_cluster(text))
-    except ActionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _command(text):
-    from engine.actions.base import ActionError
-    from engine.actions.services import parse_command
-
-    try:
-        return parse_command(text)
-    except ActionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 # --------------------------------------------------------------------------
 # parser
 
@@ -266,22 +218,15 @@ unified diff for files, secrets masked) -> budget -> backup -> apply ->
 verify -> rollback when verification fails. Each step is one line in the
 audit log; the run record is kept in the runs folder for `rollback RUN_ID`.
 
-actions and their options:
-  remove_deprecated_cron_fields  --path XML_OR_MODULE ... | --from-log LOG ...
-                                 [--root DIR ...] [--patterns FILE]
-  fix_permissions                --owner USER:GROUP (--root DIR ... | --config odoo.conf)
-                                 [--dir-mode 0750] [--file-mode 0640]
-                                 [--path P ... | --from-log LOG ...]
-  restart_service                --service odoo|postgresql
-                                 --via systemd --unit U | docker --container C |
-                                       pg_ctl --datadir D [--pg-ctl BIN] [--pg-log F] |
-                                       pg_ctlcluster --cluster 15/main |
-                                       command (--command '["argv", ...]' | --arg A ...)
-                                 --url URL (odoo) | --dsn DSN (postgresql)
-                                 [--timeout 60] [--if-down]
-  restore_config                 --config odoo.conf --version NAME_OR_SHA256
-                                 [--versions DIR] [--root DIR ...]
+The host actions are remove_deprecated_cron_fields, fix_permissions,
+restart_service and restore_config; `fix ACTION --help` lists the options of
+one, derived from the parameters it declares (engine/actions/params.py).
 
+exit codes: 0 done, nothing to change, or planned (--dry-run); 1 refused,
+blocked, rolled back or failed; 2 bad input; 3 internal error.
+"""
+
+FIX_ACTION_EPILOG = """\
 budgets: an action may run on one target at most --budget-max-runs times
 within --budget-window seconds (default 3 in 1800), waiting --budget-delay
 seconds after a run, doubling each time (default 30). Over budget the run
@@ -305,21 +250,19 @@ rollback failed, 2 bad input (unknown run id), 3 internal error.
 """
 
 RUN_APPROVED_EPILOG = """\
-Logs in to Odoo over JSON-RPC with an API key (--api-key-file, else
-$AUTO_HEAL_API_KEY; never printed), claims the approved host fix runs
-(auto_heal.fix.run.watchdog_claim(HOST)), runs each one here through the
-runner (budgets from the local runs folder), and writes each record back
-(watchdog_report(id, record)).
+Logs in to Odoo over JSON-RPC with an API key (--api-key-file, mode 0600 and
+owned by this user, else $AUTO_HEAL_API_KEY; never printed), claims the
+approved host fix runs (auto_heal.fix.run.watchdog_claim(HOST)), runs each one
+here through the runner (budgets from the local runs folder), and writes each
+record back (watchdog_report(id, record)).
 
-Safety on this host: file actions need --root and stay inside it; config
-versions come from --versions only; the parameters in --action-params win
-over Odoo's; restart_service "via command" runs only an argv configured in
---action-params (an argv from the database never runs as root here).
-
---action-params FILE, for example:
-  {"fix_permissions": {"owner": "odoo:odoo", "config": "/etc/odoo/odoo.conf"},
-   "restart_service": {"service": "postgresql", "via": "pg_ctlcluster",
-                       "cluster": "15/main", "dsn": "host=/run/postgresql dbname=postgres"}}
+The host takes data from Odoo, never power (readme/SECURITY.md): Odoo's run
+names which file, which version, which service; a run that carries a host
+parameter (a program, a unit, a container, an owner, a mode, a root, a DSN or
+URL, a file to read, a timeout) is refused and reported back as failed. This
+host's parameters come from --config (the watchdog's TOML: [fixes] roots,
+[actions.NAME], [odoo.restart] and [postgresql.restart], [drift] for the
+config files restore_config may put back) and from --root and --versions.
 
 exit codes: 0 every claimed run done or nothing to change (or none claimed),
 1 a run was refused, blocked, rolled back or failed, or a report did not
@@ -328,7 +271,34 @@ error.
 """
 
 
-def build_parser():
+def _add_fix_actions(parser, fmt, parents):
+    """``fix ACTION``: a sub-command per registered action (engine/actions/params.py)."""
+    from engine.actions import actions
+    from engine.actions.params import add_cli_options
+
+    common = _Parser(add_help=False)
+    common.add_argument("--dry-run", action="store_true", help="print the plan only")
+    common.add_argument("--yes", action="store_true", help="run without asking (the default)")
+    common.add_argument("--json", action="store_true", help="print the run record as JSON")
+    common.add_argument("--incident", metavar="FINGERPRINT", default="",
+                        help="the incident this run is for (kept in the record and the audit "
+                        "log)")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    sub.required = True
+    for name, action in actions().items():
+        if action.runs_on != "host":
+            p = sub.add_parser(name, help=f"(runs inside Odoo) {action.description}")
+            p.set_defaults(func=cmd_fix, fix_action=name)
+            continue
+        p = sub.add_parser(name, parents=[common, *parents], formatter_class=fmt,
+                           help=action.description, description=action.description,
+                           epilog=FIX_ACTION_EPILOG)
+        add_cli_options(p, action)
+        p.set_defaults(func=cmd_fix, fix_action=name)
+
+
+def build_parser(argv=None):
+    fix_actions = bool(argv) and "fix" in argv[:1]
     parser = _Parser(
         prog=PROG,
         description="auto_heal host watchdog: detect Odoo failures in logs, probe health, "
@@ -558,63 +528,21 @@ def build_parser():
         help="wait after a run, doubling after each further run (default: 30)",
     )
 
-    # fix
+    # fix: one sub-command per action, its options derived from the action's declarations
     p = sub.add_parser(
         "fix",
-        parents=[audit_parent, run_parent, budget_parent],
         formatter_class=fmt,
         help="plan and run one fix action on this host",
         description="Print the plan of a host fix action, then run it (backup, apply, "
-        "verify, rollback on failure) unless --dry-run.",
+        "verify, rollback on failure) unless --dry-run. `fix ACTION --help` shows that "
+        "action's options.",
         epilog=FIX_EPILOG,
     )
-    p.add_argument("action", metavar="ACTION", help="the fix action, e.g. fix_permissions")
-    p.add_argument("--dry-run", action="store_true", help="print the plan only")
-    p.add_argument("--yes", action="store_true", help="run without asking (the default)")
-    p.add_argument("--json", action="store_true", help="print the run record as JSON")
-    p.add_argument("--incident", metavar="FINGERPRINT", default="",
-                   help="the incident this run is for (kept in the record and the audit log)")
-    p.add_argument("--path", metavar="P", action="append", default=[],
-                   help="a file or folder to fix (repeatable)")
-    p.add_argument("--from-log", metavar="FILE", action="append", default=[],
-                   help="fix what this Odoo log's errors name (repeatable)")
-    p.add_argument("--patterns", metavar="FILE", help="patterns file for --from-log")
-    p.add_argument("--root", metavar="DIR", action="append", default=[],
-                   help="allowed root (repeatable); for fix_permissions: the roots to fix")
-    p.add_argument("--config", metavar="FILE", help="odoo.conf (fix_permissions, restore_config)")
-    p.add_argument("--owner", metavar="USER:GROUP", type=_owner,
-                   help="owner for fix_permissions")
-    p.add_argument("--dir-mode", metavar="MODE", type=_dir_mode,
-                   help="folder mode for fix_permissions (default: 0750)")
-    p.add_argument("--file-mode", metavar="MODE", type=_file_mode,
-                   help="file mode for fix_permissions (default: 0640)")
-    p.add_argument("--service", choices=("odoo", "postgresql"), help="restart_service: what")
-    p.add_argument("--via", choices=("systemd", "docker", "pg_ctl", "pg_ctlcluster", "command"),
-                   help="restart_service: how")
-    p.add_argument("--unit", help="systemd unit (--via systemd)")
-    p.add_argument("--container", help="docker container (--via docker)")
-    p.add_argument("--datadir", metavar="DIR", help="PostgreSQL data dir (--via pg_ctl)")
-    p.add_argument("--pg-ctl", metavar="BIN", help="pg_ctl binary (default: on PATH)")
-    p.add_argument("--pg-log", metavar="FILE",
-                   help="pg_ctl -l log file (default: DATADIR/pg_ctl.log)")
-    p.add_argument("--cluster", metavar="VERSION/NAME", type=_cluster,
-                   help="Debian cluster (--via pg_ctlcluster)")
-    p.add_argument("--command", metavar="JSON", type=_command,
-                   help="argv as a JSON list (--via command), "
-                   'e.g. \'["/usr/bin/sv", "restart", "odoo"]\'')
-    p.add_argument("--arg", metavar="A", action="append", default=[],
-                   help="one argv element (--via command; repeat, in order)")
-    p.add_argument("--url", type=_url, help="Odoo base URL for the probe (--service odoo)")
-    p.add_argument("--dsn", help="PostgreSQL DSN for the probe (--service postgresql)")
-    p.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
-                   help="how long the probe may wait after a restart (default: 60)")
-    p.add_argument("--if-down", action="store_true",
-                   help="restart only when the probe fails now (else nothing to do)")
-    p.add_argument("--version", metavar="VERSION",
-                   help="restore_config: a version name or 8+ hex digits of its sha256")
-    p.add_argument("--versions", metavar="DIR",
-                   help="restore_config: where `backup` keeps versions (default: see below)")
-    p.set_defaults(func=cmd_fix)
+    if fix_actions:
+        _add_fix_actions(p, fmt, [audit_parent, run_parent, budget_parent])
+    else:  # a start that does not fix anything does not load the actions (idle memory)
+        p.add_argument("action", metavar="ACTION", help="the fix action, e.g. fix_permissions")
+        p.set_defaults(func=cmd_fix)
 
     # rollback
     p = sub.add_parser(
@@ -646,14 +574,13 @@ def build_parser():
                    help="file holding the API key (default: $AUTO_HEAL_API_KEY)")
     p.add_argument("--host", default=None,
                    help="the name this host claims runs as (default: the hostname)")
+    p.add_argument("--config", metavar="FILE",
+                   help="the watchdog's TOML config: this host's parameters ([fixes] roots, "
+                   "[actions.NAME], [odoo.restart], [postgresql.restart], [drift])")
     p.add_argument("--root", metavar="DIR", action="append", default=[],
-                   help="allowed root for file actions (repeatable; required for them)")
+                   help="allowed root for file actions (repeatable), besides [fixes] roots")
     p.add_argument("--versions", metavar="DIR",
                    help="config versions for restore_config (default: as for fix)")
-    p.add_argument("--action-params", metavar="FILE",
-                   help="JSON {ACTION: {param: value}}: this host's parameters; they win over "
-                   "the ones from Odoo (e.g. fix_permissions owner and config, "
-                   "restart_service via, datadir, dsn)")
     p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
                    help="JSON-RPC timeout (default: 30)")
     p.set_defaults(func=cmd_run_approved)
@@ -1093,23 +1020,6 @@ def cmd_backup(args):
 
 
 #: Options of ``fix`` each host action understands (argparse dest names).
-ACTION_OPTIONS = {
-    "remove_deprecated_cron_fields": {"path", "from_log", "root", "patterns"},
-    "fix_permissions": {
-        "path", "from_log", "root", "config", "owner", "dir_mode", "file_mode", "patterns"},
-    "restart_service": {
-        "service", "via", "unit", "container", "datadir", "pg_ctl", "pg_log", "cluster",
-        "command", "arg", "url", "dsn", "timeout", "if_down"},
-    "restore_config": {"config", "version", "versions", "root"},
-}
-#: Every action option of ``fix`` with its default, to tell which were given.
-_OPTION_DEFAULTS = {
-    "path": [], "from_log": [], "patterns": None, "root": [], "config": None, "owner": None,
-    "dir_mode": None, "file_mode": None, "service": None, "via": None, "unit": None,
-    "container": None, "datadir": None, "pg_ctl": None, "pg_log": None, "cluster": None,
-    "command": None, "arg": [], "url": None, "dsn": None, "timeout": 60.0, "if_down": False,
-    "version": None, "versions": None,
-}
 #: States of a run record that need no one's attention.
 OK_STATES = ("done", "noop", "planned")
 
@@ -1150,18 +1060,6 @@ def _budget(args):
     )
 
 
-def _masked(record):
-    """The record with secrets masked wherever text may hold them (safety rule 8).
-
-    The backup manifest is left as it is: rollback needs its paths verbatim.
-    """
-    record.params = mask_values(record.params)
-    record.plan = mask_values(record.plan)
-    record.output = mask_secrets(record.output)
-    record.error = mask_secrets(record.error)
-    return record
-
-
 def _execute(name, context, params, store, *, dry_run=False, budget=None, incident="",
              target=None):
     """Run *name* through the runner with the budget history of its target; save it.
@@ -1182,7 +1080,7 @@ def _execute(name, context, params, store, *, dry_run=False, budget=None, incide
             history = store.history(name, target)
     record = execute(name, context, params, incident=incident, dry_run=dry_run,
                      budget=budget, history=history)
-    return store.save(_masked(record))
+    return store.save(record.masked())
 
 
 def _print_record(record, out=None):
@@ -1206,84 +1104,27 @@ def _print_record(record, out=None):
 
 
 def _fix_params(action, args):
-    """The runner parameters of *action* from the ``fix`` options; checks them."""
-    given = {dest for dest, default in _OPTION_DEFAULTS.items()
-             if getattr(args, dest) != default}
-    wrong = sorted(given - ACTION_OPTIONS[action])
-    if wrong:
-        raise UsageError("%s does not apply to %s" % (
-            ", ".join(_option_name(d) for d in wrong), action))
-    for log in args.from_log:
-        _check_readable(log)
-    if action == "remove_deprecated_cron_fields":
-        if not args.path and not args.from_log:
-            raise UsageError("%s needs --path or --from-log" % action)
-        for path in args.path:
+    """The parameters of *action* from its ``fix ACTION`` options, checked: bad input
+    (a missing file, a wrong type, a rule across options) is exit 2 here, before any
+    plan."""
+    from engine.actions.params import params_from_cli
+
+    params = params_from_cli(action, args)
+    if action.name == "restore_config":
+        params.setdefault("versions_dir", _default_dir("config"))
+    for param in action.params:
+        if param.kind not in ("path", "paths") or param.name not in params \
+                or param.name in ("paths", "path", "pg_log", "versions_dir"):
+            continue  # data paths are the plan's business; pg_ctl creates its log
+        for path in params[param.name] if param.kind == "paths" else [params[param.name]]:
             if not os.path.exists(path):
-                raise EngineError("no such file or folder: %s" % path)
-        _check_roots(args.root)
-        params = {"paths": args.path, "from_log": args.from_log}
-    elif action == "fix_permissions":
-        if not args.owner:
-            raise UsageError("%s needs --owner USER:GROUP" % action)
-        if not args.root and not args.config:
-            raise UsageError("%s needs --root DIR or --config odoo.conf" % action)
-        if args.config:
-            _check_readable(args.config, "config file")
-        params = {"owner": args.owner, "roots": args.root, "config": args.config,
-                  "path": args.path, "from_log": args.from_log,
-                  "dir_mode": args.dir_mode or "0750", "file_mode": args.file_mode or "0640"}
-    elif action == "restart_service":
-        params = _restart_params(args)
-    elif action == "restore_config":
-        if not args.config or not args.version:
-            raise UsageError("%s needs --config FILE and --version VERSION" % action)
-        _check_readable(args.config, "config file")
-        _check_roots(args.root)
-        params = {"config": args.config, "version": args.version,
-                  "versions_dir": args.versions or _default_dir("config")}
-    else:  # pragma: no cover - ACTION_OPTIONS lists every host action
-        raise UsageError("%s has no command-line options yet" % action)
-    if args.patterns:
-        params["patterns"] = args.patterns
-    return {k: v for k, v in params.items() if v not in (None, [], "")}
-
-
-def _check_roots(roots):
-    for root in roots:
-        if not os.path.exists(root):
-            raise UsageError("argument --root: no such file or folder: %s" % root)
-
-
-def _restart_params(args):
-    if not args.service or not args.via:
-        raise UsageError("restart_service needs --service and --via")
-    needed = {"systemd": "unit", "docker": "container", "pg_ctl": "datadir",
-              "pg_ctlcluster": "cluster"}.get(args.via)
-    if needed and not getattr(args, needed):
-        raise UsageError("--via %s needs %s" % (args.via, _option_name(needed)))
-    if args.via in ("pg_ctl", "pg_ctlcluster") and args.service != "postgresql":
-        raise UsageError("--via %s restarts postgresql, not %s" % (args.via, args.service))
-    command = None
-    if args.via == "command":
-        if bool(args.command) == bool(args.arg):
-            raise UsageError("--via command needs --command JSON or --arg ... (one of them)")
-        command = args.command or list(args.arg)
-    elif args.command or args.arg:
-        raise UsageError("--command and --arg go with --via command")
-    if args.service == "odoo" and not args.url:
-        raise UsageError("--service odoo needs --url for the probe that verifies the restart")
-    if args.service == "postgresql" and not args.dsn:
-        raise UsageError("--service postgresql needs --dsn for the probe that verifies the "
-                         "restart")
-    if args.datadir and not os.path.isdir(args.datadir):
-        raise UsageError("argument --datadir: not a folder: %s" % args.datadir)
-    return {"service": args.service, "via": args.via, "unit": args.unit,
-            "container": args.container, "datadir": args.datadir, "pg_ctl": args.pg_ctl,
-            "pg_log": args.pg_log, "cluster": args.cluster, "command": command,
-            "url": args.url if args.service == "odoo" else None,
-            "dsn": args.dsn if args.service == "postgresql" else None,
-            "timeout": args.timeout, "if_down": args.if_down}
+                raise UsageError("argument %s: no such file or folder: %s" % (param.option,
+                                                                              path))
+    for path in params.get("paths", []) if action.name == "remove_deprecated_cron_fields" \
+            else []:
+        if not os.path.exists(path):
+            raise EngineError("no such file or folder: %s" % path)
+    return action.check_params(params)
 
 
 def _host_action(name):
@@ -1297,10 +1138,9 @@ def _host_action(name):
 
 
 def cmd_fix(args):
-    action = _host_action(args.action)
-    params = _fix_params(action.name, args)
-    roots = args.root if action.name != "fix_permissions" else ()
-    context = _run_context(args, roots=roots, timeout=args.timeout)
+    action = _host_action(args.fix_action if hasattr(args, "fix_action") else args.action)
+    params = _fix_params(action, args)
+    context = _run_context(args, timeout=params.get("timeout", 60.0))
     record = _execute(action.name, context, params, _store(args), dry_run=args.dry_run,
                       budget=_budget(args), incident=args.incident)
     if args.json:
@@ -1321,10 +1161,10 @@ def cmd_rollback(args):
     try:
         rollback_run(record, context)
     except ActionError as exc:
-        store.save(_masked(record))
+        store.save(record.masked())
         error(exc)
         return 1
-    store.save(_masked(record))
+    store.save(record.masked())
     print("run %s: %s" % (record.run_id, record.state))
     for line in record.output.splitlines():
         print("  %s" % line)
@@ -1334,19 +1174,14 @@ def cmd_rollback(args):
 # --------------------------------------------------------------------------
 # run-approved
 
-#: Actions that touch files: run-approved runs them only inside --root.
-FILE_ACTIONS = ("remove_deprecated_cron_fields", "fix_permissions", "restore_config")
 FIX_RUN_MODEL = "auto_heal.fix.run"
 
 
 def _api_key(args):
     if args.api_key_file:
-        _check_readable(args.api_key_file, "API key file")
-        with open(args.api_key_file, encoding="utf-8") as fh:
-            key = fh.read().strip()
-        if not key:
-            raise UsageError("argument --api-key-file: the file is empty")
-        return key
+        from host.rpc import read_api_key
+
+        return read_api_key(args.api_key_file)
     key = os.environ.get("AUTO_HEAL_API_KEY", "").strip()
     if not key:
         raise UsageError("run-approved needs an API key: --api-key-file FILE or "
@@ -1354,80 +1189,27 @@ def _api_key(args):
     return key
 
 
-def _not_run(claim, action, actor, reason):
-    """A record for a claimed run that could not start (reported as blocked)."""
-    import uuid
-    from datetime import datetime, timezone
+def _host_params(args):
+    """This host's parameters: the watchdog's config (--config), plus --root/--versions."""
+    from host.approved import HostParams
 
-    from engine.actions.runner import RunRecord
+    versions = args.versions or ""
+    if args.config:
+        from host import config as cfg
 
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return RunRecord(run_id=uuid.uuid4().hex[:12], action=str(action or ""), target="",
-                     actor=actor, incident=str(claim.get("incident") or ""),
-                     params={}, state="blocked", error=reason, started=now, ended=now)
-
-
-def _host_params(path):
-    """The ``--action-params`` file: ``{action: {param: value}}``."""
-    if not path:
-        return {}
-    _check_readable(path, "action parameters file")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except ValueError as exc:
-        raise UsageError("argument --action-params: not JSON: %s" % exc) from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise UsageError("argument --action-params: must be a JSON object of objects "
-                         '({"ACTION": {"param": value}})')
-    return data
-
-
-def _run_claim(claim, args, store, actor, host_params):
-    from engine.actions.base import ActionError, get_action
-
-    name = claim.get("action")
-    params = claim.get("params") or {}
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except ValueError:
-            return _not_run(claim, name, actor, "params are not JSON")
-    if not isinstance(params, dict):
-        return _not_run(claim, name, actor, "params are not a JSON object")
-    try:
-        action = get_action(str(name))
-    except ActionError as exc:
-        return _not_run(claim, name, actor, str(exc))
-    if action.runs_on != "host":
-        return _not_run(claim, name, actor, "%s runs inside Odoo, not on the host" % name)
-    if action.name in FILE_ACTIONS and not args.root:
-        return _not_run(claim, name, actor, "run-approved needs --root to run file actions")
-    mine = host_params.get(action.name, {})
-    params = dict(params, **mine)  # this host's parameters win
-    if action.name == "restart_service" and params.get("via") == "command" and \
-            "command" not in mine:
-        return _not_run(claim, name, actor, "restart_service via command is refused from "
-                        "Odoo: an argv from the database never runs on this host (configure "
-                        "it in --action-params)")
-    if action.name == "restore_config":
-        params["versions_dir"] = args.versions or _default_dir("config")
-    context = _run_context(args, actor=actor, roots=args.root,
-                           timeout=float(params.get("timeout") or 60))
-    try:
-        return _execute(action.name, context, params, store, budget=_budget(args),
-                        incident=str(claim.get("incident") or ""))
-    except ActionError as exc:
-        return store.save(_not_run(claim, name, actor, str(exc)))
+        return HostParams.from_config(cfg.load(args.config), roots=args.root,
+                                      versions_dir=versions)
+    return HostParams(roots=args.root, versions_dir=versions or _default_dir("config"))
 
 
 def cmd_run_approved(args):
     import socket
 
+    from host.approved import run_claim
     from host.rpc import OdooRPC, RPCError
 
     key = _api_key(args)
-    host_params = _host_params(args.action_params)
+    host_params = _host_params(args)
     login = args.login or os.environ.get("AUTO_HEAL_LOGIN") or "admin"
     host = args.host or socket.gethostname()
     _audit_log(args)  # refuse now, before claiming anything, if it cannot be written
@@ -1443,7 +1225,8 @@ def cmd_run_approved(args):
     actor = "watchdog:%s@%s" % (login, args.db)
     trouble = 0
     for claim in claims:
-        record = _run_claim(claim, args, store, actor, host_params)
+        record = run_claim(claim, host_params, store, _run_context(args, actor=actor),
+                           _budget(args))
         try:
             client.execute_kw(FIX_RUN_MODEL, "watchdog_report",
                               [claim.get("id"), record.to_dict()])
@@ -1469,7 +1252,8 @@ def cmd_run_approved(args):
 
 
 def main(argv=None):
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
         return args.func(args)

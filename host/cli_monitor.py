@@ -291,6 +291,10 @@ def cmd_handover(args):
     ignored = monitor.counters["handover"].get("ignored", 0)
     print(f"handed over {sent} of {before} entr(y/ies): {stored} stored, {ignored} Odoo already "
           f"had; {left} left")
+    if getattr(monitor, "handover_error", ""):
+        from host.cli import error
+
+        error("hand-over to Odoo failed: %s" % monitor.handover_error)
     return 0 if left == 0 else 1
 
 

@@ -29,6 +29,7 @@ True
 """
 
 import copy
+import math
 import os
 
 from engine.errors import EngineError
@@ -102,9 +103,6 @@ DEFAULTS = {
     "fixes": {
         "auto": [],
         "roots": [],
-        "owner": "",
-        "dir_mode": "0750",
-        "file_mode": "0640",
         "max_runs": 3,
         "window": 1800.0,
         "first_delay": 30.0,
@@ -126,12 +124,15 @@ DEFAULTS = {
         "timeout": 30.0,
         "incidents": "always",
         "retry": 30.0,
+        "run_approved": True,
     },
     "alert": {
         "command": [],
         "timeout": 30.0,
         "repeat": 3600.0,
     },
+    # [actions.NAME]: host parameters of fix actions (checked by _actions)
+    "actions": {},
 }
 
 #: Keys holding paths (resolved from the config file's folder).
@@ -162,12 +163,20 @@ def _where(keys):
     return "[" + ".".join(keys[:-1]) + "] " + keys[-1] if len(keys) > 1 else keys[0]
 
 
+#: The largest number any key takes: no period, timeout or count of the watchdog
+#: needs more (about 115 days in seconds), and nan and inf are refused.
+MAX_NUMBER = 1e7
+
+
 def _merge(default, given, keys, path, base):
     if not isinstance(given, dict):
         raise ConfigError(f"{path}: [{'.'.join(keys)}] must be a table")
     result = copy.deepcopy(default)
     for key, value in given.items():
         where = keys + (key,)
+        if where == ("actions",):
+            result[key] = _actions(value, path, base)
+            continue
         if key not in default:
             section = "[" + ".".join(keys) + "]" if keys else "the file"
             raise ConfigError(f"{path}: {section} has no key {key!r} "
@@ -189,12 +198,16 @@ def _check_value(expected, value, where, path):
             raise ConfigError(f"{path}: {name} must be true or false")
         return value
     if isinstance(expected, int):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{path}: {name} must be an integer >= 1")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NUMBER:
+            raise ConfigError(f"{path}: {name} must be an integer from 1 to {MAX_NUMBER:.0f}")
         return value
     if isinstance(expected, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{path}: {name} must be a number >= 0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: {name} must be a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: {name} must be a finite number, not {value}")
+        if not 0 <= value <= MAX_NUMBER:
+            raise ConfigError(f"{path}: {name} must be a number from 0 to {MAX_NUMBER:.0f}")
         return float(value)
     if isinstance(expected, list):
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -207,6 +220,41 @@ def _check_value(expected, value, where, path):
         raise ConfigError(f"{path}: {name} must be one of "
                           f"{', '.join(repr(c) for c in choices)}, not {value!r}")
     return value
+
+
+def _actions(given, path, base):
+    """``[actions.NAME]``: this host's parameters of each fix action, checked against
+    the action's declarations (engine/actions/params.py): only host parameters."""
+    from engine.actions import actions
+    from engine.actions.base import ActionError
+    from engine.actions.params import HOST, declared
+
+    if not isinstance(given, dict):
+        raise ConfigError(f"{path}: [actions] must be a table of [actions.NAME] tables")
+    known = actions(runs_on="host")
+    out = {}
+    for name, table in given.items():
+        if name not in known:
+            raise ConfigError(f"{path}: [actions.{name}]: not a host fix action (known: "
+                              f"{', '.join(known)})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [actions.{name}] must be a table")
+        params = declared(known[name])
+        out[name] = {}
+        for key, value in table.items():
+            param = params.get(key)
+            if param is None or param.trust != HOST:
+                host_keys = sorted(p.name for p in known[name].params if p.trust == HOST)
+                raise ConfigError(f"{path}: [actions.{name}] has no host parameter {key!r} "
+                                  f"(host parameters: {', '.join(host_keys)})")
+            try:
+                checked = param.check(value)
+            except ActionError as exc:
+                raise ConfigError(f"{path}: [actions.{name}] {exc}") from None
+            if param.kind in ("path", "paths"):
+                checked = _resolve(checked, base)
+            out[name][param.name] = checked
+    return out
 
 
 def _resolve(value, base):
@@ -270,8 +318,10 @@ def check(config, path):
         if name not in HOST_ACTIONS:
             raise ConfigError(f"{path}: [fixes] auto: {name!r} is not a host fix action the "
                               f"watchdog runs by itself ({', '.join(HOST_ACTIONS)})")
-    if "fix_permissions" in config["fixes"]["auto"] and not config["fixes"]["owner"]:
-        raise ConfigError(f"{path}: [fixes] auto has fix_permissions: set [fixes] owner")
+    if "fix_permissions" in config["fixes"]["auto"] and \
+            not config["actions"].get("fix_permissions", {}).get("owner"):
+        raise ConfigError(f"{path}: [fixes] auto has fix_permissions: set "
+                          "[actions.fix_permissions] owner")
     disk = config["probes"]["disk"]
     if disk["warn_percent"] < disk["crit_percent"] or disk["warn_percent"] > 100:
         raise ConfigError(f"{path}: [probes.disk] warn_percent must be between crit_percent "

@@ -303,9 +303,7 @@ class Monitor:
                                actor=f"watchdog:{self.host}", incident=incident,
                                params=params, state="blocked", error=str(exc), started=now,
                                ended=now)
-        from host.cli import _masked
-
-        return self.store.save(_masked(record))
+        return self.store.save(record.masked())
 
     def _fix_budget(self):
         f = self.config["fixes"]
@@ -950,19 +948,24 @@ class Monitor:
             self._once(f"roots:{action}", LOG.warning,
                        f"{action} needs [fixes] roots (the only folders it may touch)")
             return None
+        from engine.actions import get_action
+        from engine.actions.params import capture_map
+        from host.approved import HostParams
+
+        # the log names the file (data, checked against the roots); this host's
+        # config says everything else
+        engine_action = get_action(action)
         captures = incident.captures or {}
-        if action == "remove_deprecated_cron_fields":
-            if not captures.get("xml_file"):
-                return None
-            params = {"paths": [captures["xml_file"]]}
-            roots = fixes["roots"]
-        else:
-            if not captures.get("path"):
-                return None
-            params = {"owner": fixes["owner"], "roots": fixes["roots"],
-                      "path": [captures["path"]], "dir_mode": fixes["dir_mode"],
-                      "file_mode": fixes["file_mode"]}
-            roots = ()
+        data = {param: captures[capture] for capture, param in capture_map(engine_action).items()
+                if captures.get(capture) not in (None, "")}
+        if not data:
+            return None
+        try:
+            params = HostParams.from_config(self.config).for_action(engine_action, data)
+        except EngineError as exc:
+            self._once(f"params:{action}", LOG.warning, f"{action} cannot run here: {exc}")
+            return None
+        roots = fixes["roots"]
         planned = self._run_plan(action, params, roots)
         history = self.store.history(action, planned) if planned else ()
         record = self._run(action, params, incident=incident.fingerprint,
@@ -992,13 +995,10 @@ class Monitor:
             self.trackers["readiness"].status != FAILING
 
     def client(self):
-        from host.rpc import OdooRPC
+        from host.rpc import OdooRPC, read_api_key
 
         conf = self.config["handover"]
-        with open(conf["api_key_file"], encoding="utf-8") as handle:
-            key = handle.read().strip()
-        if not key:
-            raise EngineError(f"{conf['api_key_file']} is empty")
+        key = read_api_key(conf["api_key_file"])
         return OdooRPC(conf["url"] or self.config["odoo"]["url"], conf["db"], conf["login"],
                        key, timeout=conf["timeout"])
 
@@ -1093,6 +1093,7 @@ class Monitor:
         conf = self.config["handover"]
         self._count("handover", "stored", result["stored"])
         self._count("handover", "ignored", result["ignored"])
+        self.handover_error = result["error"]
         if result["error"]:
             self.wd["handover_retry"] = now + conf["retry"]
             self._once("handover", LOG.warning, f"hand-over to Odoo failed, retried in "

@@ -22,6 +22,7 @@ True
 """
 
 import itertools
+import os
 
 from engine.errors import EngineError
 from engine.health import short_reason
@@ -122,3 +123,27 @@ class OdooRPC:
             self.login()
         return self.call("object", "execute_kw", self.db, self.uid, self._key, model, method,
                          list(args), dict(kwargs or {}))
+
+
+def read_api_key(path):
+    """The API key in *path*: a regular file of at most 4 KiB, mode 0600 (or
+    stricter) and owned by this process's user, else refused."""
+    import stat
+
+    from engine import safefs
+
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError as exc:
+        raise RPCError("API key file %s: %s" % (path, exc.strerror or exc)) from None
+    if stat.S_ISREG(st.st_mode) and (st.st_mode & 0o077 or st.st_uid != os.geteuid()):
+        raise RPCError("API key file %s must be mode 0600 and belong to uid %d (it is %04o, "
+                       "uid %d): refused" % (path, os.geteuid(), stat.S_IMODE(st.st_mode),
+                                             st.st_uid))
+    try:
+        key = safefs.read_regular(path, "API key file", 4096).decode("utf-8").strip()
+    except (EngineError, UnicodeDecodeError) as exc:
+        raise RPCError(str(exc)) from None
+    if not key:
+        raise RPCError("API key file %s is empty" % path)
+    return key

@@ -45,6 +45,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, config
 
 from ..engine.actions import ActionError, Context, Plan, RunRecord, get_action
+from ..engine.actions.params import capture_map, host_params_text, validate
 from ..engine.actions.runner import execute, rollback_run
 from ..engine.budget import BudgetPolicy, decide
 from ..engine.policy import needs_approval
@@ -71,15 +72,6 @@ ODOO_CAPABLE_HOST_ACTIONS = ("remove_deprecated_cron_fields",)
 #: Text fields masked whenever they are written (DESIGN rule 8).
 _TEXT_FIELDS = ("params", "plan", "diff", "preconditions", "backup_manifest", "output",
                 "error", "audit", "reject_reason", "notes")
-#: Parameters taken from an incident's captured values, per action.
-_CAPTURE_PARAMS = {
-    "remove_deprecated_cron_fields": {"xml_file": "path"},
-    "fix_permissions": {"path": "path"},
-    "reactivate_cron": {"cron_id": "cron_id"},
-    "clear_asset_bundles": {"bundle": "bundle"},
-}
-
-
 def _clean(value):
     if not value or not isinstance(value, str):
         return value
@@ -154,6 +146,10 @@ class AutoHealFixRun(models.Model):
     params = fields.Text(
         string="Parameters", default="{}",
         help="Parameters of the fix action, as a JSON object.")
+    host_params_note = fields.Char(
+        string="Set on the Host", compute="_compute_host_params_note",
+        help="Parameters only the watchdog's own config may set (readme/SECURITY.md): a run "
+             "from Odoo that carries one is refused on the host.")
     state = fields.Selection(STATES, required=True, default="draft", readonly=True,
                              copy=False, tracking=True, index=True)
     approval_reason = fields.Char(readonly=True, copy=False,
@@ -212,6 +208,14 @@ class AutoHealFixRun(models.Model):
                 run.action = run.incident_id.pattern_id.fix_script or False
 
     @api.depends("action")
+    def _compute_host_params_note(self):
+        for run in self:
+            try:
+                run.host_params_note = host_params_text(get_action(run.action)) or False
+            except ActionError:
+                run.host_params_note = False
+
+    @api.depends("action")
     def _compute_runs_on(self):
         for run in self:
             run.runs_on = run._engine_runs_on()
@@ -243,6 +247,18 @@ class AutoHealFixRun(models.Model):
             if not isinstance(value, dict):
                 raise ValidationError(self.env._(
                     "The parameters of %(run)s must be a JSON object.", run=run.display_name))
+            if run.state not in OPEN_STATES:
+                continue  # a record of what a watchdog did (hand-over), not an order
+            try:
+                action = get_action(run.action)
+            except ActionError:
+                continue  # an action this Odoo does not know: the watchdog decides
+            try:  # what Odoo may give is data; the host's own config gives the rest
+                validate(action, value, source="odoo")
+            except ActionError as exc:
+                raise ValidationError(self.env._(
+                    "The parameters of %(run)s are refused: %(error)s",
+                    run=run.display_name, error=str(exc))) from None
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -384,10 +400,12 @@ class AutoHealFixRun(models.Model):
         """
         if action.name not in ODOO_CAPABLE_HOST_ACTIONS:
             return False
-        path = self._params_dict().get("path")
-        if not path or not isinstance(path, str):
+        params = self._params_dict()
+        paths = params.get("paths") or params.get("path")
+        paths = [paths] if isinstance(paths, str) else paths
+        if not isinstance(paths, list) or len(paths) != 1 or not isinstance(paths[0], str):
             return False
-        real = os.path.realpath(path)
+        real = os.path.realpath(paths[0])
         inside = any(real.startswith(root.rstrip(os.sep) + os.sep)
                      for root in self._addons_roots())
         return inside and os.access(real, os.W_OK) and os.access(os.path.dirname(real), os.W_OK)
@@ -475,29 +493,29 @@ class AutoHealFixRun(models.Model):
 
     @api.model
     def _params_from_incident(self, incident, action_name):
+        """The data parameters of *action_name* that the incident's captures fill.
+
+        Which capture fills which parameter is declared once, on the action
+        (engine/actions/params.py); a captured value that is not a valid value of
+        its parameter is left out. Host parameters never come from here.
+        """
         try:
             captures = json.loads(incident.captures or "{}")
-        except ValueError:
-            captures = {}
+            action = get_action(action_name)
+        except (ValueError, ActionError):
+            return {}
+        if not isinstance(captures, dict):
+            return {}
+        by_name = {param.name: param for param in action.params}
         params = {}
-        for capture, param in _CAPTURE_PARAMS.get(action_name, {}).items():
-            if captures.get(capture) not in (None, ""):
-                params[param] = captures[capture]
-        try:
-            needs = get_action(action_name).needs
-        except ActionError:
-            needs = ()
-        for name in needs:
-            if name not in params and captures.get(name) not in (None, ""):
-                params[name] = captures[name]
-        if action_name == "reset_stuck_module_states" and captures.get("module"):
-            # engine.dbchecks reports one incident per stuck module.
-            params["modules"] = [str(captures["module"])]
-        if action_name == "reactivate_cron" and "cron_id" in params:
+        for capture, name in capture_map(action).items():
+            value = captures.get(capture)
+            if value in (None, ""):
+                continue
             try:
-                params["cron_id"] = int(params["cron_id"])
-            except (TypeError, ValueError):
-                pass
+                params[name] = by_name[name].check(value)
+            except ActionError:
+                continue
         return params
 
     @api.model
@@ -560,11 +578,13 @@ class AutoHealFixRun(models.Model):
             self.write(vals)
             return False
         if vals["runs_on"] == "host":
+            paths = params.get("paths") or params.get("path")
+            paths = [paths] if isinstance(paths, str) else paths or []
             vals.update(plan=self._host_plan_text(action, params),
-                        target=str(params.get("target") or params.get("path")
-                                   or params.get("service") or "") or False)
-            try:
-                action.check_params(params)
+                        target=", ".join(str(p) for p in paths) or str(
+                            params.get("service") or "") or False)
+            try:  # data only: the host adds its own parameters, and refuses Odoo's
+                validate(action, params, source="odoo")
             except ActionError as exc:
                 vals["error"] = str(exc)
             self.write(vals)
@@ -596,8 +616,7 @@ class AutoHealFixRun(models.Model):
         if params:
             lines.append("Parameters:")
             lines += [f"  {key}: {value}" for key, value in sorted(params.items())]
-        if action.needs:
-            lines.append(f"Needs: {', '.join(action.needs)}")
+        lines.append(host_params_text(action))
         return "\n".join(line for line in lines if line)
 
     def _plan_vals(self, record):
@@ -798,6 +817,7 @@ class AutoHealFixRun(models.Model):
         started = time.monotonic()
         self.env.flush_all()
         try:
+            validate(get_action(self.action), params, source="odoo")  # data, never power
             with self.env.cr.savepoint(flush=False):
                 record = execute(
                     self.action, self._engine_context(audit), params,

@@ -2,6 +2,7 @@ from . import (
     test_db_scan,
     test_fix_actions,
     test_fix_run,
+    test_fix_run_params,
     test_handover,
     test_health,
     test_notify,

@@ -87,7 +87,7 @@ class TestOdooLevelFixes(FixRunCase):
         incident = self.make_incident(self.pattern("cron_field_deprecated"), "ah-cron-xml-1",
                                       {"xml_file": xml, "xml_line": "4", "field": "numbercall"})
         run = self.Run._plan_for_incidents(incident)
-        self.assertEqual(json.loads(run.params), {"path": xml})
+        self.assertEqual(json.loads(run.params), {"paths": [xml]})
         self.assertEqual(run.runs_on, "odoo", run.plan)
         self.assertEqual(run.state, "pending")  # prod: high severity waits for approval
         self.assertIn("numbercall", run.diff)

@@ -181,6 +181,7 @@ class TestHandoverOverRpc(HttpCase):
         key_file = os.path.join(root, "api-key")
         with open(key_file, "w") as handle:
             handle.write(key + "\n")
+        os.chmod(key_file, 0o600)  # an API key file must be 0600 and the watchdog's
         config = os.path.join(root, "auto-heal.toml")
         with open(config, "w") as handle:
             handle.write(f'[watchdog]\nstate_dir = "{state}"\nlog_file = "{root}/wd.log"\n'

@@ -372,7 +372,7 @@ class TestScan(ScanCase):
         run = cron.fix_run_ids
         self.assertEqual(run.action, cron.pattern_id.fix_script)
         self.assertIn(run.action, run.name)
-        self.assertEqual(run.params, '{"path": "/srv/addons/legacy_cron/data/cron.xml"}')
+        self.assertEqual(run.params, '{"paths": ["/srv/addons/legacy_cron/data/cron.xml"]}')
         # The file is not in a writable addons path of this Odoo: the watchdog runs it.
         self.assertEqual((run.runs_on, run.state), ("host", "pending"))
         self.assertEqual(run.approval_reason,

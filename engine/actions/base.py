@@ -104,15 +104,31 @@ class FixAction:
 
     name = ""
     runs_on = "host"
-    #: Parameters the action needs, e.g. ("path",); checked before plan.
-    needs = ()
+    #: Every parameter the action reads, as :class:`engine.actions.params.Param`:
+    #: its type, bounds and trust level (host or data), declared once.
+    params = ()
     description = ""
     reversible = True
 
-    def check_params(self, params):
-        missing = [name for name in self.needs if params.get(name) in (None, "", [], ())]
-        if missing:
-            raise ActionError(f"{self.name} needs {', '.join(missing)}")
+    @property
+    def needs(self):
+        """The names of the required parameters."""
+        return tuple(p.name for p in self.params if p.required)
+
+    def check_params(self, params, source="host"):
+        """*params* checked against the declarations, plus :meth:`check`; a new dict.
+
+        ``source="odoo"`` refuses host parameters (readme/SECURITY.md).
+        """
+        from .params import validate
+
+        cleaned = validate(self, params, source)
+        self.check(cleaned)
+        return cleaned
+
+    def check(self, params):
+        """Rules across parameters (a way of restarting needs its target...);
+        raise :class:`ActionError`. Runs before plan, changes nothing."""
 
     def plan(self, context, params):
         raise NotImplementedError

@@ -37,6 +37,7 @@ from ..errors import EngineError
 from ..fixes.cron_fields import unified_diff
 from ..secrets import mask_secrets
 from .base import ActionError, FixAction, Plan, Precondition, register
+from .params import DATA, HOST, Param
 
 NAME = "restore_config"
 
@@ -70,12 +71,13 @@ def parses_as_odoo_config(data):
     return True, f"[options] with {len(parser.options('options'))} key(s)"
 
 
-def _where(context, config):
+def _where(context, given, config):
     """``(root, rel, root_id)`` of the config: inside the operator's roots when
     set, else the file's own folder."""
-    if context.roots:
+    roots = given or context.roots
+    if roots:
         try:
-            root, rel = safefs.locate(config, context.roots)
+            root, rel = safefs.locate(config, roots)
         except safefs.UnsafeFileError as exc:
             raise ActionError(str(exc)) from None
     else:
@@ -102,13 +104,22 @@ class RestoreConfig(FixAction):
 
     name = NAME
     runs_on = "host"
-    needs = ("config", "version", "versions_dir")
+    params = (
+        Param("config", "path", HOST, "the odoo.conf to restore", required=True,
+              metavar="FILE"),
+        Param("version", "text", DATA, "a kept version: its file name or 8+ hex digits of its "
+              "sha256", required=True, metavar="VERSION"),
+        Param("versions_dir", "path", HOST, "where `backup --config` keeps versions",
+              required=True, option="--versions", metavar="DIR"),
+        Param("roots", "paths", HOST, "a folder the config must lie in", option="--root",
+              metavar="DIR"),
+    )
     description = ("Restore odoo.conf from a version kept by `auto-heal backup`, after "
                    "showing the diff with passwords masked.")
 
     def plan(self, context, params):
         config = params["config"]
-        root, rel, root_id = _where(context, config)
+        root, rel, root_id = _where(context, params.get("roots"), config)
         real = os.path.join(root, rel)
         try:
             current, snap = safefs.read(root, rel, expect_root=root_id)

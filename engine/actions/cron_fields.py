@@ -65,6 +65,7 @@ from ..fixes import cron_fields as fixes
 from ..roots import is_odoo_code, system_reason
 from ..secrets import mask_secrets
 from .base import ActionError, FixAction, Plan, Precondition, register
+from .params import DATA, HOST, Param
 
 NAME = "remove_deprecated_cron_fields"
 
@@ -144,12 +145,21 @@ def _root_id(root):
         os.close(fd)
 
 
-def _roots_for(context, paths, files, logs):
-    """The real roots the files must lie in: the operator's, else the paths given.
+def _roots_for(context, given, paths, logs):
+    """The real roots the files must lie in: the operator's (*given*, bounded by
+    ``context.roots``), else the paths given.
 
     Files named by a log are never their own root: a log is text anyone can
     write, so ``from_log`` needs configured roots.
     """
+    if given:
+        for root in given:
+            if context.roots:
+                try:
+                    fsutil.resolve_inside(root, context.roots)
+                except fsutil.PathEscapeError as exc:
+                    raise ActionError(str(exc)) from None
+        return [os.path.realpath(r) for r in given]
     if context.roots:
         return [os.path.realpath(r) for r in context.roots]
     if logs and not paths:
@@ -170,15 +180,27 @@ class RemoveDeprecatedCronFields(FixAction):
     runs_on = "host"
     description = ("Remove the ir.cron fields Odoo 18 no longer has (numbercall, doall) "
                    "from module XML data files, all at once.")
+    params = (
+        Param("paths", "paths", DATA, "an XML file or module folder to fix, inside the roots",
+              capture="xml_file", aliases=("path",), option="--path", metavar="PATH"),
+        Param("from_log", "paths", HOST, "fix the XML files this Odoo log's errors name",
+              metavar="LOG"),
+        Param("roots", "paths", HOST, "a folder this fix may touch (needed with --from-log)",
+              option="--root", metavar="DIR"),
+        Param("patterns", "path", HOST, "the patterns file to read --from-log with",
+              metavar="FILE"),
+    )
+
+    def check(self, params):
+        if not params.get("paths") and not params.get("from_log"):
+            raise ActionError(f"{NAME} needs paths or from_log")
 
     def plan(self, context, params):
-        paths = as_list(params.get("paths") or params.get("path"))
+        paths = as_list(params.get("paths"))
         logs = as_list(params.get("from_log"))
-        if not paths and not logs:
-            raise ActionError(f"{NAME} needs paths or from_log")
         skipped, missing, files, outside = [], [], [], []
         roots = []
-        for root in _roots_for(context, paths, files, logs):
+        for root in _roots_for(context, as_list(params.get("roots")), paths, logs):
             reason = system_reason(root) or (is_odoo_code(root) and f"{root} is Odoo's own code")
             if reason:
                 skipped.append(f"root {reason}: never fixed")

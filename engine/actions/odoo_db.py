@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from .base import ActionError, FixAction, Plan, Precondition, register
+from .params import DATA, Param
 
 #: Transient module states and the state each one goes back to.
 TRANSIENT_STATES = {"to install": "uninstalled", "to upgrade": "installed",
@@ -186,6 +187,12 @@ class ResetStuckModuleStates(FixAction):
     runs_on = "odoo"
     description = ("Reset modules left in 'to install' (-> uninstalled), 'to upgrade' or "
                    "'to remove' (-> installed) when no upgrade is running.")
+    params = (
+        Param("modules", "names", DATA, "only these modules (default: every stuck one)",
+              capture="module", metavar="MODULE"),
+        Param("min_age", "number", DATA, "seconds a row must be unchanged",
+              default=DEFAULT_MIN_AGE, low=0, high=7 * 86400, metavar="SECONDS"),
+    )
 
     def _stuck_rows(self, cursor, modules):
         query = """
@@ -339,7 +346,12 @@ class ReactivateCron(FixAction):
 
     name = "reactivate_cron"
     runs_on = "odoo"
-    needs = ("cron_id",)
+    params = (
+        Param("cron_id", "int", DATA, "the scheduled action", required=True, low=1,
+              high=2**31 - 1, capture="cron_id", metavar="ID"),
+        Param("cause", "texts", DATA, "fingerprints of the incidents behind its failures",
+              metavar="FINGERPRINT"),
+    )
     description = ("Re-enable a scheduled action Odoo 18 switched off after repeated "
                    "failures, once the incident behind them is resolved, and reset its "
                    "failure counters.")
@@ -475,6 +487,12 @@ class ClearAssetBundles(FixAction):
     runs_on = "odoo"
     description = ("Delete the cached asset bundle attachments (/web/assets/...) so that Odoo "
                    "builds them again, then check that the backend bundle builds.")
+    params = (
+        Param("bundle", "text", DATA, "only this bundle, e.g. web.assets_backend",
+              capture="bundle", metavar="BUNDLE"),
+        Param("verify_bundle", "text", DATA, "the bundle that must build again",
+              default=DEFAULT_VERIFY_BUNDLE, metavar="BUNDLE"),
+    )
 
     @staticmethod
     def _rows(cursor, bundle):

@@ -54,6 +54,7 @@ from ..errors import EngineError
 from ..roots import is_odoo_code, narrow, skip_below_root, system_reason
 from .base import ActionError, FixAction, Plan, Precondition, register
 from .cron_fields import as_list, load_pattern_set
+from .params import DATA, HOST, Param
 
 NAME = "fix_permissions"
 DEFAULT_DIR_MODE = 0o750
@@ -364,10 +365,38 @@ class FixPermissions(FixAction):
 
     name = NAME
     runs_on = "host"
-    needs = ("owner",)
+    params = (
+        Param("owner", "owner", HOST, "the owner Odoo's files get", required=True,
+              metavar="USER:GROUP"),
+        Param("dir_mode", "mode", HOST, "the mode of folders", default="0750",
+              metavar="MODE"),
+        Param("file_mode", "mode", HOST, "the mode of files (executables stay executable)",
+              default="0640", metavar="MODE"),
+        Param("roots", "paths", HOST, "a root to fix, and the only folders touched",
+              option="--root", metavar="DIR"),
+        Param("config", "path", HOST, "an odoo.conf whose data_dir, logfile and addons_path "
+              "narrow the roots", metavar="FILE"),
+        Param("data_dir", "paths", HOST, "a data dir allowed below /var/lib (besides "
+              "/var/lib/odoo)", metavar="DIR"),
+        Param("path", "paths", DATA, "fix only this path an Errno 13 names (and the folders "
+              "to it)", capture="path", metavar="P"),
+        Param("from_log", "paths", HOST, "fix only the paths this Odoo log's Errno 13 errors "
+              "name", metavar="LOG"),
+        Param("patterns", "path", HOST, "the patterns file to read --from-log with",
+              metavar="FILE"),
+    )
     description = ("Give Odoo's data_dir, filestore, sessions, log file and addons the "
                    "configured owner and modes (never world-writable, never through a "
                    "symlink), or only the path an Errno 13 names.")
+
+    def check(self, params):
+        if not params.get("roots"):
+            raise ActionError(f"{NAME} needs roots (--root, or [fixes] roots): an odoo.conf "
+                              "only narrows them")
+        for key, kind in (("dir_mode", "dir"), ("file_mode", "file")):
+            if params.get(key):
+                check_mode(parse_mode(params[key]), kind)
+        parse_owner(params.get("owner"))
 
     def plan(self, context, params):
         user, group, uid, gid = parse_owner(params.get("owner"))
@@ -376,7 +405,7 @@ class FixPermissions(FixAction):
         want = {"dir": dir_mode, "file": file_mode}
 
         operator = as_list(params.get("roots")) or [os.fspath(r) for r in context.roots]
-        if not operator:
+        if not operator:  # pragma: no cover - check() refuses it first
             raise ActionError(f"{NAME} needs roots (--root, or [fixes] roots): an odoo.conf "
                               "only narrows them")
         given, notes = list(operator), []

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 
 from ..budget import decide
 from .base import ActionError, Plan, get_action
+from .params import DeclaredParams
 
 
 @dataclass
@@ -76,6 +77,18 @@ class RunRecord:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def masked(self):
+        """This record with secrets masked wherever text may hold them, before it is
+        stored or sent. The backup manifest is kept as it is: a rollback needs its
+        paths verbatim (it stays on the host that made it)."""
+        from ..secrets import mask_secrets, mask_values
+
+        self.params = mask_values(self.params)
+        self.plan = mask_values(self.plan)
+        self.output = mask_secrets(self.output)
+        self.error = mask_secrets(self.error)
+        return self
+
 
 def _now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -115,14 +128,17 @@ def execute(action_name, context, params=None, *, incident="", dry_run=False,
     times (epoch seconds) of earlier runs of this action on this target.
     """
     action = get_action(action_name)
-    params = dict(params or {})
-    action.check_params(params)
+    given = dict(params or {})
     record = RunRecord(run_id=run_id or uuid.uuid4().hex[:12], action=action.name, target="",
-                       actor=context.actor, incident=incident, params=params,
+                       actor=context.actor, incident=incident, params=given,
                        started=_now_iso())
     steps = _Steps(record, context)
+    try:
+        params = record.params = action.check_params(given)
+    except ActionError as exc:  # nothing planned, nothing touched
+        return _finish(record, steps, "blocked", error=f"bad parameters: {exc}")
 
-    plan, error = steps.run("plan", action.plan, context, params)
+    plan, error = steps.run("plan", action.plan, context, DeclaredParams(action, params))
     if error:
         record.target = str(params.get("target") or params.get("path") or "")
         return _finish(record, steps, "blocked", error=f"planning failed: {error}")

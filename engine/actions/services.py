@@ -47,6 +47,7 @@ import time
 from .. import health
 from ..secrets import mask_secrets
 from .base import ActionError, FixAction, Plan, Precondition, register
+from .params import DATA, HOST, Param
 
 NAME = "restart_service"
 SERVICES = ("odoo", "postgresql")
@@ -194,8 +195,41 @@ class RestartService(FixAction):
 
     name = NAME
     runs_on = "host"
-    needs = ("service", "via")
     reversible = False
+    params = (
+        Param("service", "choice", DATA, "what to restart", required=True, choices=SERVICES),
+        Param("via", "choice", HOST, "how to restart it", required=True, choices=VIAS),
+        Param("unit", "text", HOST, "the systemd unit (via systemd)", metavar="UNIT"),
+        Param("container", "text", HOST, "the docker container (via docker)", metavar="NAME"),
+        Param("datadir", "path", HOST, "the PostgreSQL data dir (via pg_ctl)", metavar="DIR"),
+        Param("pg_ctl", "path", HOST, "the pg_ctl binary (default: on PATH)", metavar="BIN"),
+        Param("pg_log", "path", HOST, "pg_ctl's -l log file (default: DATADIR/pg_ctl.log)",
+              metavar="FILE"),
+        Param("cluster", "text", HOST, "the Debian cluster (via pg_ctlcluster)",
+              metavar="VERSION/NAME"),
+        Param("command", "argv", HOST, "the argv to run (via command)"),
+        Param("url", "url", HOST, "Odoo's base URL for the probe (service odoo)"),
+        Param("dsn", "text", HOST, "the PostgreSQL DSN for the probe (service postgresql)",
+              metavar="DSN"),
+        Param("timeout", "number", HOST, "seconds the probe may wait after the restart",
+              default=60, low=1, high=3600, metavar="SECONDS"),
+        Param("if_down", "bool", DATA, "restart only when the probe fails now"),
+    )
+
+    def check(self, params):
+        service, via = params.get("service"), params.get("via")
+        needed = {"systemd": "unit", "docker": "container", "pg_ctl": "datadir",
+                  "pg_ctlcluster": "cluster", "command": "command"}.get(via)
+        if needed and not params.get(needed):
+            raise ActionError(f"{NAME} via {via} needs {needed}")
+        if via in ("pg_ctl", "pg_ctlcluster") and service != "postgresql":
+            raise ActionError(f"via {via} restarts PostgreSQL, not {service}")
+        if via == "pg_ctlcluster":
+            parse_cluster(params["cluster"])
+        probe_key = "url" if service == "odoo" else "dsn"
+        if not params.get(probe_key):
+            raise ActionError(f"{NAME} of {service} needs {probe_key} for the probe that "
+                              "verifies it")
     description = ("Restart Odoo or PostgreSQL (systemd, docker, pg_ctl, pg_ctlcluster or a "
                    "configured argv list) and verify it with a probe within a timeout.")
 

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from engine.actions import ActionError, Context, FixAction, Plan, Precondition, register
+from engine.actions.params import DATA, Param
 from engine.actions.runner import execute, rollback_run
 from engine.actions.store import RunStore
 from engine.audit import AuditLog
@@ -20,7 +21,9 @@ class WriteMarker(FixAction):
 
     name = "test_write_marker"
     runs_on = "host"
-    needs = ("path",)
+    params = (Param("path", "path", DATA, "the marker file", required=True),
+              Param("fail", "choice", DATA, "the step that fails", choices=(
+                  "apply", "verify", "rollback")))
 
     def plan(self, context, params):
         path = params["path"]
@@ -157,8 +160,8 @@ def test_growing_delay_refuses_without_escalating(target, context):
 
 
 def test_missing_parameter_unknown_action_and_missing_audit(target, tmp_path):
-    with pytest.raises(ActionError, match="test_write_marker needs path"):
-        execute("test_write_marker", Context(), {})
+    missing = execute("test_write_marker", Context(), {})
+    assert missing.state == "blocked" and "test_write_marker needs path" in missing.error
     with pytest.raises(ActionError, match="unknown fix action 'nope'"):
         execute("nope", Context(), {})
     with pytest.raises(ActionError, match="no audit log"):

@@ -370,6 +370,7 @@ def test_watchdog_sigkill_keeps_state_and_hands_over_nothing_twice(tmp_path, fak
         port = int(rpc.stdout.readline())
         key_file = tmp_path / "api-key"
         key_file.write_text("k" * 40 + "\n")
+        os.chmod(key_file, 0o600)  # an API key file must be 0600 and root's
         first = fake.start()
         config = base_config(tmp_path, fake, handover={
             "url": f"http://127.0.0.1:{port}", "db": "prod", "login": "watchdog",

@@ -95,6 +95,7 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
     key = json.loads(lines[-1][len("AH_SETUP "):])["key"]
     key_file = tmp_path / "api-key"
     key_file.write_text(key + "\n")
+    os.chmod(key_file, 0o600)  # an API key file must be 0600 and root's
     key_file.chmod(0o600)
 
     port = free_port()

@@ -160,7 +160,16 @@ def test_monitor_refuses_a_bad_config_with_one_line(tmp_path):
     for text, message in [
         ('[odoo]\nurll = "x"\n', "[odoo] has no key 'urll'"),
         ("[probes.liveness]\nfailure_threshold = 0\n",
-         "[probes.liveness] failure_threshold must be an integer >= 1"),
+         "[probes.liveness] failure_threshold must be an integer from 1 to"),
+        ("[watchdog]\ninterval = nan\n", "[watchdog] interval must be a finite number, not nan"),
+        ("[probes.postgresql]\nperiod = inf\n", "[probes.postgresql] period must be a finite"),
+        ("[probes.liveness]\ntimeout = 1e12\n", "[probes.liveness] timeout must be a number "
+         "from 0 to"),
+        ('[actions.restart_service]\nservice = "odoo"\n',
+         "[actions.restart_service] has no host parameter 'service'"),
+        ('[actions.fix_permissions]\nowner = "odoo:odoo"\ndir_mode = "0777x"\n',
+         "[actions.fix_permissions] dir_mode: must be an octal mode"),
+        ('[actions.shell]\ncommand = ["sh"]\n', "[actions.shell]: not a host fix action"),
         ('[odoo.restart]\nvia = "systemd"\n', "[odoo.restart] via = 'systemd' needs unit"),
         ('[odoo.restart]\nvia = "pg_ctl"\n', "[odoo.restart] via must be one of"),
         ('[fixes]\nauto = ["restart_service"]\n', "is not a host fix action"),

@@ -232,7 +232,7 @@ def test_run_approved_refuses_what_the_host_does_not_allow(fake_odoo, addons, ho
     assert not marker.exists()  # an argv from the database never runs here
     records = {r["id"]: r["record"] for r in server.state()["runs"]}
     assert {r["state"] for r in records.values()} == {"blocked"}
-    assert "via command is refused from Odoo" in records[1]["error"]
+    assert "command, url, via are set on the host" in records[1]["error"]
     assert "runs inside Odoo" in records[2]["error"]
     assert "unknown fix action 'no_such_action'" in records[3]["error"]
     assert "params are not JSON" in records[4]["error"]
@@ -249,7 +249,7 @@ def test_run_approved_file_actions_need_a_root(fake_odoo, addons, home):
     result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog"],
                  home)
     assert result.returncode == 1
-    assert "needs --root" in server.state()["runs"][0]["record"]["error"]
+    assert "this host has no roots" in server.state()["runs"][0]["record"]["error"]
     assert cron.read_bytes() == CRON_XML
 
 
@@ -316,44 +316,113 @@ def test_run_approved_api_key_file(fake_odoo, home, tmp_path):
     assert "needs an API key" in missing.stderr
 
 
-def test_run_approved_host_parameters_win(fake_odoo, tmp_path, home):
-    """Odoo names the path (an Errno 13 capture); this host decides the owner, the
-    modes and the restart command. Odoo's own argv never runs."""
+def _host_config(tmp_path, text):
+    path = tmp_path / "auto-heal.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_run_approved_takes_data_from_odoo_and_power_from_this_host(fake_odoo, tmp_path, home):
+    """Odoo names the path (an Errno 13 capture): the run is done with this host's
+    owner and modes from [actions.fix_permissions]. Runs that carry host parameters
+    (an owner, a mode, an argv, a pg_ctl) are refused and reported back as failed:
+    nothing of theirs runs."""
     data = tmp_path / "data"
     (data / "filestore").mkdir(parents=True)
     os.chmod(data / "filestore", 0o700)
     me = pwd.getpwuid(os.getuid()).pw_name
     marker = tmp_path / "odoo-argv-ran"
+    evil = tmp_path / "evil-pg_ctl"
+    evil.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    os.chmod(evil, 0o755)
     server = fake_odoo([
         {"id": 1, "state": "approved", "action": "fix_permissions", "incident": "fp-13",
-         "params": {"path": str(data / "filestore" / "x"), "owner": "nobody",
-                    "dir_mode": "0755"}},
-        {"id": 2, "state": "approved", "action": "restart_service", "incident": "fp-db",
+         "params": {"path": str(data / "filestore" / "x")}},
+        {"id": 2, "state": "approved", "action": "fix_permissions", "incident": "fp-13b",
+         "params": {"path": str(data / "filestore"), "owner": "root:root", "dir_mode": "0755"}},
+        {"id": 3, "state": "approved", "action": "restart_service", "incident": "fp-db",
          "params": {"service": "odoo", "via": "command",
                     "command": ["/usr/bin/touch", str(marker)]}},
+        {"id": 4, "state": "approved", "action": "restart_service", "incident": "fp-pg",
+         "params": {"service": "postgresql", "pg_ctl": str(evil)}},
     ])
-    server_url = server.url
-    host_params = tmp_path / "host-params.json"
-    host_params.write_text(json.dumps({
-        "fix_permissions": {"owner": me, "dir_mode": "0750", "roots": [str(data)]},
-        "restart_service": {"via": "command", "command": ["/bin/true"], "url": server_url,
-                            "timeout": 10}}))
-    result = run(["run-approved", "--url", server_url, "--db", "prod", "--login", "watchdog",
-                  "--root", data, "--action-params", host_params], home)
-    assert result.returncode == 0, (result.stdout, result.stderr)
+    config = _host_config(tmp_path, f"""\
+        [fixes]
+        roots = ["{data}"]
+        [odoo]
+        url = "{server.url}"
+        [odoo.restart]
+        via = "command"
+        command = ["/bin/true"]
+        timeout = 10
+        [actions.fix_permissions]
+        owner = "{me}"
+        dir_mode = "0750"
+        """)
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--config", config], home)
+    assert result.returncode == 1, (result.stdout, result.stderr)
     st = os.stat(data / "filestore")
     assert (st.st_mode & 0o7777, st.st_uid) == (0o750, os.getuid())
     assert not marker.exists()
     records = {r["id"]: r["record"] for r in server.state()["runs"]}
     assert records[1]["state"] == "done" and records[1]["params"]["owner"] == me
-    assert records[2]["state"] == "done"
-    assert records[2]["plan"]["details"]["argv"] == ["/bin/true"]
+    assert records[2]["state"] == "blocked"
+    assert "dir_mode, owner are set on the host" in records[2]["error"]
+    assert records[3]["state"] == "blocked"
+    assert "command, via are set on the host" in records[3]["error"]
+    assert records[4]["state"] == "blocked"
+    assert "pg_ctl is set on the host" in records[4]["error"]
+    assert "fix run 4: restart_service - -> blocked" in result.stdout
 
 
-def test_run_approved_bad_action_params_file(fake_odoo, tmp_path, home):
-    bad = tmp_path / "params.json"
-    bad.write_text('["not", "an", "object"]')
+def test_run_approved_restarts_only_the_way_this_host_says(fake_odoo, tmp_path, home):
+    """A restart_service run from Odoo names the service (data); the argv is this
+    host's [odoo.restart] command."""
+    marker = tmp_path / "host-argv-ran"
+    server = fake_odoo([{"id": 1, "state": "approved", "action": "restart_service",
+                         "incident": "fp", "params": {"service": "odoo"}}])
+    config = _host_config(tmp_path, f"""\
+        [odoo]
+        url = "{server.url}"
+        [odoo.restart]
+        via = "command"
+        command = ["/usr/bin/touch", "{marker}"]
+        timeout = 10
+        """)
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--config", config], home)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert marker.exists()
+    record = server.state()["runs"][0]["record"]
+    assert record["state"] == "done"
+    assert record["plan"]["details"]["argv"] == ["/usr/bin/touch", str(marker)]
+
+
+def test_run_approved_bad_host_config(fake_odoo, tmp_path, home):
+    bad = _host_config(tmp_path, """\
+        [actions.restart_service]
+        service = "odoo"
+        """)
     result = run(["run-approved", "--url", "http://127.0.0.1:9", "--db", "prod",
-                  "--action-params", bad], home)
+                  "--config", bad], home)
     assert result.returncode == 2
-    assert result.stderr.startswith("auto-heal: error: argument --action-params: must be")
+    assert result.stderr.startswith("auto-heal: error: ")
+    assert "[actions.restart_service] has no host parameter 'service'" in result.stderr
+
+
+def test_an_api_key_file_others_can_read_is_refused(fake_odoo, tmp_path, home):
+    server = fake_odoo([])
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    os.chmod(key_file, 0o644)
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--api-key-file", key_file], home, key=None)
+    assert result.returncode == 2
+    assert "must be mode 0600" in result.stderr
+    _no_key_anywhere(home, result.stdout, result.stderr)
+    fifo = tmp_path / "key.fifo"
+    os.mkfifo(fifo, 0o600)
+    hung = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                "--api-key-file", fifo], home, key=None, timeout=30)
+    assert hung.returncode == 2 and "not a regular file" in hung.stderr

@@ -109,7 +109,7 @@ def test_run_approved_against_real_odoo(tmp_path, dbname):
     assert (setup["state"], setup["runs_on"]) == ("approved", "host"), setup
     key_file = tmp_path / "api-key"
     key_file.write_text(setup["key"] + "\n")
-    os.chmod(key_file, 0o600)
+    os.chmod(key_file, 0o600)  # an API key file must be 0600 and root's
 
     # 3. Odoo serves; the watchdog claims, fixes and reports
     port = free_port()
