@@ -306,10 +306,12 @@ rollback failed, 2 bad input (unknown run id), 3 internal error.
 
 RUN_APPROVED_EPILOG = """\
 Logs in to Odoo over JSON-RPC with an API key (--api-key-file, else
-$AUTO_HEAL_API_KEY; never printed), claims the approved host fix runs
-(auto_heal.fix.run.watchdog_claim(HOST)), runs each one here through the
+$AUTO_HEAL_API_KEY; never printed), claims the approved host fix runs bound
+to this host (auto_heal.fix.run.watchdog_claim(HOST): the runs whose target
+host is HOST, each with a claim token), runs each one here through the
 runner (budgets from the local runs folder), and writes each record back
-(watchdog_report(id, record)).
+(watchdog_report(id, record, claim_token=..., host=HOST): Odoo takes it only
+from the user, host and claim that took the run).
 
 Safety on this host: file actions need --root and stay inside it; config
 versions come from --versions only; the parameters in --action-params win
@@ -808,9 +810,9 @@ class _Detector:
                 return
             doc = {"incidents": [i.to_dict() for i in incidents], "bytes_scanned": scanned}
             if follow:
-                out.write(json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n")
+                out.write(json.dumps(mask_values(doc), ensure_ascii=False, sort_keys=False) + "\n")
             else:
-                out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+                out.write(json.dumps(mask_values(doc), indent=2, ensure_ascii=False) + "\n")
         else:
             for incident in incidents:
                 _print_incident_text(incident, out)
@@ -1018,7 +1020,8 @@ def cmd_health(args):
         checks.append(health.check_log_freshness(path, args.log_warn, args.log_crit))
     status = health.overall(checks)
     if args.json:
-        print(json.dumps({"status": status, "checks": [c.to_dict() for c in checks]}, indent=2))
+        print(json.dumps(mask_values({"status": status, "checks": [c.to_dict() for c in checks]}),
+                         indent=2))
     else:
         for c in checks:
             print("%-8s %-12s %s" % (c.status.upper(), c.name.split(":")[0], c.message))
@@ -1077,7 +1080,7 @@ def cmd_backup(args):
     if args.json:
         data = version.to_dict()
         data["created"] = version.created
-        print(json.dumps(data, indent=2))
+        print(json.dumps(mask_values(data), indent=2))
     elif version.created:
         print("kept %s (sha256 %s)" % (version.path, version.sha256))
     else:
@@ -1301,7 +1304,7 @@ def cmd_fix(args):
     record = _execute(action.name, context, params, _store(args), dry_run=args.dry_run,
                       budget=_budget(args), incident=args.incident)
     if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
+        print(json.dumps(mask_values(record.to_dict()), indent=2, default=str))
     else:
         _print_record(record)
     return 0 if record.state in OK_STATES else 1
@@ -1443,7 +1446,8 @@ def cmd_run_approved(args):
         record = _run_claim(claim, args, store, actor, host_params)
         try:
             client.execute_kw(FIX_RUN_MODEL, "watchdog_report",
-                              [claim.get("id"), record.to_dict()])
+                              [claim.get("id"), record.to_dict()],
+                              {"claim_token": claim.get("claim_token"), "host": host})
             reported = "reported"
         except RPCError as exc:
             error("fix run %s: %s" % (claim.get("id"), exc))

@@ -38,7 +38,7 @@ class TestWatchdogOverRpc(HttpCase):
         pattern = self.env["auto_heal.pattern"].search([("type", "=", "cron_field_deprecated")])
         incident = self.env["auto_heal.incident"].create({
             "fingerprint": "ah-rpc-1", "pattern_id": pattern.id,
-            "pattern_type": pattern.type, "severity": pattern.severity,
+            "pattern_type": pattern.type, "severity": pattern.severity, "host": "wd-test",
             "message": "Invalid field 'numbercall' on model 'ir.cron'",
             "captures": json.dumps({"xml_file": xml}),
         })
