@@ -73,8 +73,8 @@ BUDGET_STATES = ("done", "failed", "rolled_back")
 #: Host actions Odoo may run itself when their file lies in a writable addons path.
 ODOO_CAPABLE_HOST_ACTIONS = ("remove_deprecated_cron_fields",)
 #: Text fields masked whenever they are written (DESIGN rule 8).
-_TEXT_FIELDS = ("name", "params", "plan", "diff", "preconditions", "backup_manifest", "output",
-                "error", "audit", "reject_reason", "notes")
+_TEXT_FIELDS = ("name", "target", "params", "plan", "diff", "preconditions", "backup_location",
+                "backup_manifest", "output", "error", "audit", "reject_reason", "notes")
 #: Parameters taken from an incident's captured values, per action.
 _CAPTURE_PARAMS = {
     "remove_deprecated_cron_fields": {"xml_file": "path"},
