@@ -130,12 +130,13 @@ _NOT_SECRET_LAST = frozenset((
     "file", "path", "dir", "url", "uri", "name", "names", "type", "len", "length", "count",
     "expiry", "expires", "timeout", "header", "field", "fields", "param", "params"))
 _PART_SPLIT = re.compile(r"[_.\-]+")
-_LINE_PREFIX = re.compile(r"[ \t]*[+#;]?[ \t]*\Z")
 #: An unquoted value: up to a space, a separator or a closing bracket; ``\\n`` and
 #: friends end it too (JSON text).
 _BARE_VALUE = re.compile(r"(?:[^\s&,;'\"}\])<>\\]|\\(?![nrt\"'\\]))+")
 #: A quoted value: escapes skipped; a quote followed by a letter is inside the value
 #: too (libpq's ``\\'`` inside JSON text has its backslash doubled).
+#: No quoted secret is longer; the bound keeps a text of unclosed quotes linear.
+MAX_QUOTED = 1024
 _QUOTED = {
     "'": re.compile(r"(?:[^'\\\n]|\\.|'(?=\w))*"),
     '"': re.compile(r'(?:[^"\\\n]|\\.|"(?=\w))*'),
@@ -170,24 +171,25 @@ def _line_end(text, start):
 
 def _starts_a_later_line(text, pos):
     """Whether *pos* starts a line (blanks or a diff/comment mark before it) that is
-    not the text's first: a one-line message keeps the words after ``key=value``."""
-    start = _line_start(text, pos)
-    return start > 0 and bool(_LINE_PREFIX.match(text, start, pos))
+    not the text's first: a one-line message keeps the words after ``key=value``.
 
-
-def _line_start(text, end):
-    start = text.rfind("\n", 0, end) + 1
-    for escaped in ("\\n", "\\r"):
-        found = text.rfind(escaped, 0, end)
-        if found >= 0:
-            start = max(start, found + 2)
-    return min(start, end)
+    Looks back over the blanks only, so a long text is not read again per key."""
+    i = pos
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    if i > 0 and text[i - 1] in "+#;":
+        i -= 1
+        while i > 0 and text[i - 1] in " \t":
+            i -= 1
+    if i == 0:
+        return False
+    return text[i - 1] == "\n" or (i >= 2 and text[i - 2] == "\\" and text[i - 1] in "nr")
 
 
 def _quoted_end(text, start, quote):
     """End of the quoted value whose opening *quote* ends at *start*; and its closing."""
     if quote in _QUOTED:
-        end = _QUOTED[quote].match(text, start).end()
+        end = _QUOTED[quote].match(text, start, start + MAX_QUOTED).end()
         if text[end:end + 1] == quote:
             return end, True
         return min(end, _line_end(text, start)), False

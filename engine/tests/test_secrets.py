@@ -127,6 +127,10 @@ def test_the_log_formatter_masks_messages_and_tracebacks():
     ("A" * 60 + "\n") * 5_000 + "-----END PRIVATE KEY-----" * 1_000,
     "token='" + "\\'" * 100_000,                     # escapes in a quoted value
     "session_id=" * 50_000,
+    "password=x " * 100_000,                         # many secrets on one long line
+    "\n   admin_passwd=x" * 60_000,                  # many config lines
+    "password='a\" token='b\" " * 40_000,             # quotes never closed
+    "\\npassword = x" * 80_000,                      # JSON text, escaped newlines
 ])
 def test_adversarial_text_is_masked_in_one_pass(text):
     # Quadratic rules would take hours on these; linear ones take milliseconds.
