@@ -10,7 +10,7 @@ pattern would.
 
 >>> sorted(FORMS) == sorted(FORM_NAMES)
 True
->>> all(f"AHFORM_{name}" in FORMS[name].record for name in FORMS)
+>>> all(FORMS[name].marker in FORMS[name].record() for name in FORMS)
 True
 """
 
