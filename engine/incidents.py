@@ -40,7 +40,9 @@ def make_sample(text):
     >>> make_sample("connect failed: postgresql://odoo:pw@db/prod")
     'connect failed: postgresql://odoo:***@db/prod'
     """
-    lines = text.split("\n")
+    # Masked before it is cut: a cut must not leave half a secret that no rule
+    # recognises (a URL without its "@", a key without its BEGIN line).
+    lines = mask_secrets(text).split("\n")
     keep = SAMPLE_HEAD_LINES + SAMPLE_TAIL_LINES
     if len(lines) > keep:
         omitted = len(lines) - keep

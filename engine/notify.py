@@ -58,7 +58,7 @@ from typing import Protocol
 from .fsutil import atomic_write, locked
 from .health import short_reason
 from .patterns import SEVERITIES, SEVERITY_RANK
-from .secrets import mask_secrets, mask_values
+from .secrets import mask_and_cut, mask_secrets, mask_values
 
 EVENTS = ("new_incident", "regression", "escalation", "approval_needed", "fix_failed",
           "watchdog_restart")
@@ -230,9 +230,9 @@ def summary(note):
     if note.host and not note.database:
         where = " on %s" % note.host
     text = "[%s] %s: %s%s" % (note.severity, EVENT_TITLES[note.event], what, where)
-    message = (incident.get("message") or "").split("\n")[0].strip()
+    message = mask_secrets(incident.get("message") or "").split("\n")[0].strip()
     if message:
-        text += ": %s" % message[:300]
+        text += ": %s" % mask_and_cut(message, 300)
     if incident.get("count"):
         text += " (%s occurrences)" % incident["count"]
     return mask_secrets(text)
@@ -286,9 +286,10 @@ def mattermost_payload(note):
         (" on %s" % _md(mask_secrets(where))) if where else "", note.severity)]
     message = (incident.get("message") or "").strip()
     if message:
-        lines.append(_md(mask_secrets(message.split("\n")[0][:500])))
+        lines.append(_md(mask_and_cut(mask_secrets(message).split("\n")[0], 500)))
     lines += [_md(mask_secrets(line)) for line in _extra_lines(note)]
-    sample = (incident.get("sample") or "").strip()
+    # masked whole before it is cut to 20 lines: a key's BEGIN line may be cut away
+    sample = mask_secrets(incident.get("sample") or "").strip()
     if sample:
         sample = "\n".join(sample.split("\n")[:20]).replace("```", "'''")
         lines.append("```\n%s\n```" % mask_secrets(sample))
@@ -337,8 +338,9 @@ def email_message(note):
     where = note.database or note.host
     subject = "[auto_heal] %s: %s%s (%s)" % (
         EVENT_TITLES[note.event], what, (" on %s" % where) if where else "", note.severity)
-    lines = [summary(note)] + _extra_lines(note)
-    sample = (incident.get("sample") or "").strip()
+    # masked before html.escape(): an escaped quote hides a quoted value from the masker
+    lines = [summary(note)] + [mask_secrets(line) for line in _extra_lines(note)]
+    sample = mask_secrets(incident.get("sample") or "").strip()
     if _link(note):
         lines.append("Open in Odoo: %s" % _link(note))
     body = "\n".join(lines)
@@ -378,7 +380,7 @@ def digest_payload(channel, notes):
         return {"subject": "[auto_heal] %d more notifications" % len(notes),
                 "body": mask_secrets("\n".join([head] + lines)),
                 "body_html": mask_secrets("<p>%s</p><ul>%s</ul>" % (html.escape(head), "".join(
-                    "<li>%s</li>" % html.escape(line) for line in lines)))}
+                    "<li>%s</li>" % html.escape(mask_secrets(line)) for line in lines)))}
     return mask_values({"event": DIGEST, "summary": head,
                   "items": [json_payload(note) for note in notes[:50]],
                   "count": len(notes)})

@@ -151,6 +151,9 @@ def make_finding(record, pattern, match):
         kind, severity = pattern.type, pattern.severity
         captures = {k: mask_secrets(v) for k, v in match.groupdict().items() if v is not None}
         fields = {name: captures.get(name, "") for name in pattern.fingerprint_fields}
+    # masked before the fingerprint normalises it: a normalised secret ("<str>" for
+    # part of a quoted value) is no longer recognisable in the signature
+    message = mask_secrets(message)
     digest, signature = fingerprint(kind, message, database=record.database,
                                     exception=exception, fields=fields)
     return Finding(

@@ -33,7 +33,7 @@ import time
 
 from engine import audit as audit_mod
 from engine.errors import EngineError
-from engine.secrets import mask_secrets
+from engine.secrets import mask_secrets, mask_values
 
 PROG = "auto-heal"
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -252,9 +252,11 @@ rollback failed, 2 bad input (unknown run id), 3 internal error.
 RUN_APPROVED_EPILOG = """\
 Logs in to Odoo over JSON-RPC with an API key (--api-key-file, mode 0600 and
 owned by this user, else $AUTO_HEAL_API_KEY; never printed), claims the
-approved host fix runs (auto_heal.fix.run.watchdog_claim(HOST)), runs each one
+approved host fix runs bound to this host (auto_heal.fix.run.watchdog_claim(HOST):
+the runs whose target host is HOST, each with a claim token), runs each one
 here through the runner (budgets from the local runs folder), and writes each
-record back (watchdog_report(id, record)).
+record back (watchdog_report(id, record, claim_token=..., host=HOST): Odoo
+takes it only from the user, host and claim that took the run).
 
 The host takes data from Odoo, never power (readme/SECURITY.md): Odoo's run
 names which file, which version, which service; a run that carries a host
@@ -735,9 +737,9 @@ class _Detector:
                 return
             doc = {"incidents": [i.to_dict() for i in incidents], "bytes_scanned": scanned}
             if follow:
-                out.write(json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n")
+                out.write(json.dumps(mask_values(doc), ensure_ascii=False, sort_keys=False) + "\n")
             else:
-                out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+                out.write(json.dumps(mask_values(doc), indent=2, ensure_ascii=False) + "\n")
         else:
             for incident in incidents:
                 _print_incident_text(incident, out)
@@ -948,7 +950,8 @@ def cmd_health(args):
         checks.append(health.check_log_freshness(path, args.log_warn, args.log_crit))
     status = health.overall(checks)
     if args.json:
-        print(json.dumps({"status": status, "checks": [c.to_dict() for c in checks]}, indent=2))
+        print(json.dumps(mask_values({"status": status, "checks": [c.to_dict() for c in checks]}),
+                         indent=2))
     else:
         for c in checks:
             print("%-8s %-12s %s" % (c.status.upper(), c.name.split(":")[0], c.message))
@@ -1007,7 +1010,7 @@ def cmd_backup(args):
     if args.json:
         data = version.to_dict()
         data["created"] = version.created
-        print(json.dumps(data, indent=2))
+        print(json.dumps(mask_values(data), indent=2))
     elif version.created:
         print("kept %s (sha256 %s)" % (version.path, version.sha256))
     else:
@@ -1144,7 +1147,7 @@ def cmd_fix(args):
     record = _execute(action.name, context, params, _store(args), dry_run=args.dry_run,
                       budget=_budget(args), incident=args.incident)
     if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
+        print(json.dumps(mask_values(record.to_dict()), indent=2, default=str))
     else:
         _print_record(record)
     return 0 if record.state in OK_STATES else 1
@@ -1229,7 +1232,8 @@ def cmd_run_approved(args):
                            _budget(args))
         try:
             client.execute_kw(FIX_RUN_MODEL, "watchdog_report",
-                              [claim.get("id"), record.to_dict()])
+                              [claim.get("id"), record.to_dict()],
+                              {"claim_token": claim.get("claim_token"), "host": host})
             reported = "reported"
         except RPCError as exc:
             error("fix run %s: %s" % (claim.get("id"), exc))

@@ -8,6 +8,7 @@ import sys
 import time
 
 from engine.errors import EngineError
+from engine.secrets import mask_values
 
 MONITOR_EPILOG = """\
 The loop: probes (startup, liveness /web/health, readiness
@@ -252,7 +253,7 @@ def cmd_status(args):
         "alerts": sorted(wd.get("alerts") or {}),
     }
     if args.json:
-        print(json.dumps(report, indent=2, default=str))
+        print(json.dumps(mask_values(report), indent=2, default=str))
     else:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report["time"])) \
             if report["time"] else "-"
@@ -315,7 +316,7 @@ def cmd_restore(args):
     params = {"config": target, "version": version.name, "versions_dir": versions}
     record = _execute("restore_config", context, params, _store(args), dry_run=args.dry_run)
     if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
+        print(json.dumps(mask_values(record.to_dict()), indent=2, default=str))
     else:
         _print_record(record)
     return 0 if record.state in OK_STATES else 1
@@ -348,7 +349,7 @@ def cmd_backup_db(args):
     log.record("backup-db", args.db, "created", time.monotonic() - start, dump=dump.path,
                sha256=dump.sha256, entries=dump.entries, keep=args.keep)
     if args.json:
-        print(json.dumps(dump.to_dict(), indent=2))
+        print(json.dumps(mask_values(dump.to_dict()), indent=2))
     else:
         print(f"kept {dump.path} ({dump.size} bytes, {dump.entries} entries listed by "
               f"pg_restore --list, sha256 {dump.sha256[:12]})")

@@ -47,7 +47,7 @@ from engine.budget import BudgetPolicy
 from engine.errors import EngineError, LogSourceError
 from engine.fingerprint import fingerprint
 from engine.probes import http_probe, probe_process
-from engine.secrets import mask_values
+from engine.secrets import MaskingFormatter, mask_values
 from engine.spool import Spool, SpoolError
 from engine.watchdog import (
     FAILING,
@@ -115,7 +115,7 @@ def setup_logging(config, verbose=False):
         if verbose:
             handlers.append(logging.StreamHandler())
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(MaskingFormatter(LOG_FORMAT))
         LOG.addHandler(handler)
     return handlers
 
@@ -314,7 +314,7 @@ class Monitor:
         argv = self.config["alert"]["command"]
         if not argv:
             return
-        data = json.dumps(dict(payload, host=self.host), default=str).encode()
+        data = json.dumps(mask_values(dict(payload, host=self.host)), default=str).encode()
         try:
             result = subprocess.run(argv, input=data, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE, timeout=self.config["alert"]["timeout"],

@@ -33,6 +33,7 @@ import os
 from engine import fsutil
 from engine.errors import EngineError
 from engine.reader import Cursor
+from engine.secrets import mask_values
 
 VERSION = 1
 
@@ -108,7 +109,7 @@ class State:
         return data
 
     def save(self):
-        data = (json.dumps(self.to_dict(), indent=2) + "\n").encode()
+        data = (json.dumps(mask_values(self.to_dict()), indent=2) + "\n").encode()
         folder = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(folder, exist_ok=True)

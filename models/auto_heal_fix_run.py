@@ -34,9 +34,12 @@ of every step, the timings. States::
   in a row is demoted to "approval required" (see auto_heal.pattern).
 """
 
+import hashlib
+import hmac
 import json
 import logging
 import os
+import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -50,6 +53,7 @@ from ..engine.actions.runner import execute, rollback_run
 from ..engine.budget import BudgetPolicy, decide
 from ..engine.policy import needs_approval
 from ..engine.secrets import mask_secrets, mask_values
+from .auto_heal_incident import masked_body
 
 _logger = logging.getLogger(__name__)
 
@@ -70,12 +74,18 @@ BUDGET_STATES = ("done", "failed", "rolled_back")
 #: Host actions Odoo may run itself when their file lies in a writable addons path.
 ODOO_CAPABLE_HOST_ACTIONS = ("remove_deprecated_cron_fields",)
 #: Text fields masked whenever they are written (DESIGN rule 8).
-_TEXT_FIELDS = ("params", "plan", "diff", "preconditions", "backup_manifest", "output",
-                "error", "audit", "reject_reason", "notes")
+_TEXT_FIELDS = ("name", "target", "params", "plan", "diff", "preconditions", "backup_location",
+                "backup_manifest", "output", "error", "audit", "reject_reason", "notes")
+
+
 def _clean(value):
     if not value or not isinstance(value, str):
         return value
     return mask_secrets(value).replace("\x00", "")
+
+
+def _token_hash(token):
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _utc_naive(text):
@@ -183,7 +193,18 @@ class AutoHealFixRun(models.Model):
     rejected_by = fields.Many2one("res.users", readonly=True, copy=False)
     rejected_date = fields.Datetime(readonly=True, copy=False)
     reject_reason = fields.Text(readonly=True, copy=False)
+    target_host = fields.Char(
+        compute="_compute_target_host", store=True, readonly=False, precompute=True,
+        copy=False, index=True,
+        help="The host whose watchdog runs it (a host run): its incident's host unless set "
+             "here before approval. Only the watchdog of this host claims the run.")
     claimed_by = fields.Char(readonly=True, copy=False, help="The watchdog host running it.")
+    claimed_uid = fields.Many2one(
+        "res.users", string="Claimed By User", readonly=True, copy=False,
+        help="The user (API key) whose watchdog claimed the run; only it may report it.")
+    # sudo-only: the hash of the token handed to the claiming watchdog with the run. A
+    # report must bring the token, so another Manager's key cannot report for this run.
+    claim_token_hash = fields.Char(readonly=True, copy=False, groups="base.group_system")
     escalated = fields.Boolean(readonly=True, copy=False, tracking=True,
                                help="A person must look at it: over budget, or a failed "
                                     "rollback.")
@@ -219,6 +240,12 @@ class AutoHealFixRun(models.Model):
     def _compute_runs_on(self):
         for run in self:
             run.runs_on = run._engine_runs_on()
+
+    @api.depends("incident_id")
+    def _compute_target_host(self):
+        for run in self:
+            if not run.target_host:
+                run.target_host = run.incident_id.host or False
 
     @api.depends("incident_id", "action")
     def _compute_name(self):
@@ -277,6 +304,14 @@ class AutoHealFixRun(models.Model):
         return runs
 
     def write(self, vals):
+        if "target_host" in vals:
+            bound = self.filtered(lambda run: run.state not in ("draft", "pending")
+                                  and run.target_host != vals["target_host"])
+            if bound:
+                raise UserError(self.env._(
+                    "Fix run %(run)s is %(state)s: its target host can only change before "
+                    "it is approved.", run=bound[0].display_name,
+                    state=dict(STATES)[bound[0].state]))
         if {"state", "action", "incident_id"} & set(vals):
             keys = []
             for run in self:
@@ -321,6 +356,16 @@ class AutoHealFixRun(models.Model):
         Event = self.env["auto_heal.notification.event"]
         for event, runs in events.items():
             Event._queue(event, fix_runs=runs)
+
+    # -- chatter: masked like every other sink ---------------------------------------------
+
+    def _message_log_batch(self, bodies, *args, **kwargs):
+        return super()._message_log_batch(
+            {key: masked_body(body) for key, body in bodies.items()}, *args, **kwargs)
+
+    def message_post(self, *, body="", subject=None, **kwargs):
+        return super().message_post(body=masked_body(body), subject=masked_body(subject),
+                                    **kwargs)
 
     @staticmethod
     def _clean_vals(vals):
@@ -575,8 +620,12 @@ class AutoHealFixRun(models.Model):
                 "watchdog plans it for real when it runs it.\nParameters: %(params)s",
                 action=self.action or "-", params=json.dumps(params, sort_keys=True)),
                 target=False)
+            if not self.target_host:
+                vals["error"] = self.env._(
+                    "%(action)s runs on a host, and the incident names none: set the "
+                    "target host (the watchdog's [watchdog] host)", action=self.action or "-")
             self.write(vals)
-            return False
+            return vals["error"]
         if vals["runs_on"] == "host":
             paths = params.get("paths") or params.get("path")
             paths = [paths] if isinstance(paths, str) else paths or []
@@ -587,6 +636,10 @@ class AutoHealFixRun(models.Model):
                 validate(action, params, source="odoo")
             except ActionError as exc:
                 vals["error"] = str(exc)
+            if not vals["error"] and not self.target_host:
+                vals["error"] = self.env._(
+                    "%(action)s runs on a host, and the incident names none: set the "
+                    "target host (the watchdog's [watchdog] host)", action=action.name)
             self.write(vals)
             return vals["error"]
         audit = RunAudit()
@@ -961,21 +1014,33 @@ class AutoHealFixRun(models.Model):
 
     # -- the watchdog's API (JSON-RPC, as an Auto-Heal Manager) ------------------------
 
+    @staticmethod
+    def _watchdog_host(host):
+        return " ".join(str(host or "").split())[:128]
+
     @api.model
     def watchdog_claim(self, host):
-        """Hand the approved host runs to the watchdog on *host*; they become running.
+        """Hand the approved host runs bound to *host* to its watchdog; they become running.
 
-        Returns ``[{"id", "action", "params", "incident"}]`` (incident: its
-        fingerprint). Rows are taken with ``FOR NO KEY UPDATE SKIP LOCKED``, like
-        ir_cron.py, so two watchdogs never get the same run. A run over its
-        budget fails here, escalated; one that must wait stays approved.
+        Returns ``[{"id", "action", "params", "incident", "claim_token"}]``
+        (incident: its fingerprint). Only the runs whose target host is *host*
+        are handed out: a watchdog never gets another host's run. Each claim
+        carries a fresh token; :meth:`watchdog_report` takes a report only with
+        it, from the same user and host. Rows are taken with ``FOR NO KEY
+        UPDATE SKIP LOCKED``, like ir_cron.py, so two watchdogs never get the
+        same run. A run over its budget fails here, escalated; one that must
+        wait stays approved.
         """
         self._check_manager()
-        host = " ".join(str(host or "").split())[:128] or "unknown"
+        host = self._watchdog_host(host)
+        if not host:
+            raise UserError(self.env._(
+                "The watchdog must say which host it is: it claims that host's runs only."))
         self.env.flush_all()
         self.env.cr.execute(SQL(
             "SELECT id FROM auto_heal_fix_run WHERE state = 'approved' AND runs_on = 'host' "
-            "ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"))
+            "AND lower(target_host) = lower(%s) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
+            host))
         runs = self.browse([row[0] for row in self.env.cr.fetchall()])
         settings = self._settings()
         claimed = []
@@ -990,17 +1055,46 @@ class AutoHealFixRun(models.Model):
                         actor=f"odoo:{self.env.user.login}", state="refused",
                         escalate=True, error=decision.reason))
                 continue
-            run.write({"state": "running", "claimed_by": host,
+            token = secrets.token_urlsafe(32)
+            run.write({"state": "running", "claimed_by": host, "claimed_uid": self.env.uid,
                        "started_date": fields.Datetime.now(), "error": False})
+            # sudo: the token's hash is kept out of the Managers' reach (group_system)
+            run.sudo().claim_token_hash = _token_hash(token)
             run._message_log(body=self.env._("Claimed by the watchdog on %(host)s.",
                                              host=host))
             claimed.append({"id": run.id, "action": run.action, "params": run._params_dict(),
-                            "incident": run.incident_id.fingerprint})
+                            "incident": run.incident_id.fingerprint, "claim_token": token})
         return claimed
 
+    def _check_claim(self, host, claim_token):
+        """The report comes from the watchdog that claimed this run, or UserError."""
+        self.ensure_one()
+        # sudo: compare with the hash only Settings admins may read
+        expected = self.sudo().claim_token_hash or ""
+        given = _token_hash(claim_token) if isinstance(claim_token, str) and claim_token \
+            else ""
+        same_token = bool(expected) and hmac.compare_digest(expected, given)
+        same_user = self.claimed_uid.id == self.env.uid
+        same_host = bool(self.claimed_by) and \
+            self._watchdog_host(host).lower() == self.claimed_by.lower()
+        if not (same_token and same_user and same_host):
+            _logger.warning(
+                "auto_heal: report for fix run %s refused: claimed by %s (user %s), reported "
+                "by %s (user %s)%s", self.id, self.claimed_by, self.claimed_uid.login,
+                self._watchdog_host(host) or "-", self.env.user.login,
+                "" if same_token else ", without its claim token")
+            raise UserError(self.env._(
+                "Fix run %(run)s was claimed by the watchdog on %(host)s: only that watchdog "
+                "(the same user, host and claim token) may report it.",
+                run=self.display_name, host=self.claimed_by or "-"))
+
     @api.model
-    def watchdog_report(self, run_id, record):
-        """Store the outcome of a host run: *record* is ``RunRecord.to_dict()``."""
+    def watchdog_report(self, run_id, record, claim_token=None, host=None):
+        """Store the outcome of a host run: *record* is ``RunRecord.to_dict()``.
+
+        *claim_token* and *host* are what :meth:`watchdog_claim` gave and was
+        given: a report from any other key, host or claim is refused.
+        """
         self._check_manager()
         try:
             run = self.browse(int(run_id)).exists()
@@ -1012,6 +1106,7 @@ class AutoHealFixRun(models.Model):
             raise UserError(self.env._(
                 "Fix run %(run)s is not a running host run; the report is refused.",
                 run=run.display_name))
+        run._check_claim(host, claim_token)
         if not isinstance(record, dict) or not record.get("state"):
             raise UserError(self.env._("The report must be a run record with a state."))
         engine_record = RunRecord.from_dict(record)
@@ -1023,4 +1118,6 @@ class AutoHealFixRun(models.Model):
                      host=run.claimed_by, run_id=engine_record.run_id,
                      incident=run.incident_id.fingerprint)
         run._store_record(engine_record, audit, source="watchdog")
+        # sudo: the claim is used up; the hash is a Settings-admin-only field
+        run.sudo().claim_token_hash = False
         return {"id": run.id, "state": run.state, "escalated": run.escalated}

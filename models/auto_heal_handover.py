@@ -31,7 +31,7 @@ from odoo.tools import SQL
 from ..engine.actions import RunRecord
 from ..engine.incidents import Incident as EngineIncident
 from ..engine.patterns import SEVERITIES, UNKNOWN
-from ..engine.secrets import mask_secrets
+from ..engine.secrets import mask_secrets, mask_values
 from .auto_heal_fix_run import MANAGER_GROUP, OPEN_STATES, RunAudit
 
 _logger = logging.getLogger(__name__)
@@ -138,7 +138,8 @@ class AutoHealHandover(models.Model):
                    RETURNING id""",
                 entry["id"], kind, _text(entry.get("host"), 128) or None,
                 _when(entry.get("time")) or now,
-                _text(json.dumps(entry, sort_keys=True, default=str)), uid, now, uid, now))
+                _text(json.dumps(mask_values(entry), sort_keys=True, default=str)), uid, now,
+                uid, now))
             row = self.env.cr.fetchone()
             if row:
                 claimed[entry["id"]] = row[0]
@@ -168,16 +169,19 @@ class AutoHealHandover(models.Model):
         new = [entry for entry in valid if entry["id"] in claimed]
         rows = {entry["id"]: self.browse(claimed[entry["id"]]) for entry in new}
         incidents = self._hand_over_incidents(new, rows)
-        runs = self._hand_over_runs(new, rows)
+        runs, refused = self._hand_over_runs(new, rows)
         for entry in new:
-            rows[entry["id"]].summary = self._summary(entry)
+            summary = self._summary(entry)
+            if entry["id"] in refused:
+                summary = _text(f"refused: {refused[entry['id']]} | {summary}", 250)
+            rows[entry["id"]].summary = summary
         if new:
             _logger.info("auto_heal: watchdog hand-over: %d new entr(y/ies), %d already "
                          "stored, %d incident(s), %d fix run(s)", len(new),
                          len(valid) - len(new), len(incidents), len(runs))
         return {"stored": [entry["id"] for entry in new],
                 "ignored": [entry["id"] for entry in valid if entry["id"] not in claimed],
-                "incidents": len(incidents), "fix_runs": len(runs)}
+                "incidents": len(incidents), "fix_runs": len(runs), "refused": len(refused)}
 
     @api.model
     def _summary(self, entry):
@@ -220,10 +224,16 @@ class AutoHealHandover(models.Model):
 
     @api.model
     def _hand_over_runs(self, entries, rows):
-        """Fix runs in their final state, for the records the watchdog ran."""
+        """Fix runs in their final state, for the records the watchdog ran.
+
+        Bound to the entry's host: a record about another host's incident is
+        refused (not stored as a run), and only an open run whose target host
+        is this host is taken over. Returns the runs and ``{entry id: reason}``
+        of the refused entries.
+        """
         Run = self.env["auto_heal.fix.run"]
         Incident = self.env["auto_heal.incident"]
-        runs = Run.browse()
+        runs, refused = Run.browse(), {}
         for entry in entries:
             data = entry.get("record")
             if not isinstance(data, dict) or not data.get("action") or not data.get("state"):
@@ -242,6 +252,12 @@ class AutoHealHandover(models.Model):
             fingerprint = record.incident or (entry.get("incident") or {}).get("fingerprint")
             incident = Incident.search([("fingerprint", "=", fingerprint)], limit=1) \
                 if fingerprint else Incident.browse()
+            if incident.host and incident.host.lower() != host.lower():
+                refused[entry["id"]] = (f"{record.action} on incident {incident.fingerprint} "
+                                        f"of host {incident.host}, reported by {host}")
+                _logger.warning("auto_heal: hand-over from %s (user %s): %s", host,
+                                self.env.user.login, refused[entry["id"]])
+                continue
             if not incident:  # the incident it names, else one that says what ran
                 data = entry.get("incident") if isinstance(entry.get("incident"), dict) and \
                     entry["incident"].get("fingerprint") == fingerprint else {
@@ -254,7 +270,8 @@ class AutoHealHandover(models.Model):
                     [engine_incident(data)], host=host, source="watchdog")
                 incident = (created | updated)[:1]
             run = Run.search([("incident_id", "=", incident.id), ("action", "=", record.action),
-                              ("state", "in", _TAKE_OVER_STATES)], limit=1)
+                              ("state", "in", _TAKE_OVER_STATES)]).filtered(
+                lambda r, h=host: (r.target_host or "").lower() == h.lower())[:1]
             vals = {"claimed_by": host, "runs_on": "host",
                     "started_date": _when(record.started) or fields.Datetime.now()}
             if run:  # planned by a scan meanwhile: the watchdog has done it
@@ -271,7 +288,7 @@ class AutoHealHandover(models.Model):
             run._store_record(record, audit, source="watchdog")
             rows[entry["id"]].write({"fix_run_id": run.id, "incident_id": incident.id})
             runs |= run
-        return runs
+        return runs, refused
 
     @api.model
     def watchdog_patterns(self):

@@ -17,6 +17,7 @@ import logging
 import socket
 from datetime import timedelta
 
+from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 
@@ -49,6 +50,15 @@ def _clean_text(value):
     if not value or not isinstance(value, str):
         return value
     return mask_secrets(value).replace("\x00", "")
+
+
+def masked_body(body):
+    """A chatter body with its secrets masked (an error, a reason, a host's answer)."""
+    if not body or not isinstance(body, str):
+        return body
+    if isinstance(body, Markup):
+        return Markup(mask_secrets(str(body)))  # noqa: S704 - our own markup, only masked
+    return mask_secrets(body)
 
 
 class AutoHealIncident(models.Model):
@@ -116,7 +126,7 @@ class AutoHealIncident(models.Model):
     @api.depends("pattern_type", "message")
     def _compute_name(self):
         for incident in self:
-            first_line = (incident.message or "").strip().split("\n", 1)[0]
+            first_line = mask_secrets(incident.message or "").strip().split("\n", 1)[0]
             name = f"{incident.pattern_type or UNKNOWN}: {first_line}".strip()
             incident.name = name if len(name) <= 200 else name[:199] + "\u2026"
 
@@ -139,6 +149,16 @@ class AutoHealIncident(models.Model):
         if regressed:
             self.env["auto_heal.notification.event"]._queue("regression", incidents=regressed)
         return result
+
+    # -- chatter: masked like every other sink ---------------------------------------------
+
+    def _message_log_batch(self, bodies, *args, **kwargs):
+        return super()._message_log_batch(
+            {key: masked_body(body) for key, body in bodies.items()}, *args, **kwargs)
+
+    def message_post(self, *, body="", subject=None, **kwargs):
+        return super().message_post(body=masked_body(body), subject=masked_body(subject),
+                                    **kwargs)
 
     @staticmethod
     def _clean_vals(vals):

@@ -20,7 +20,7 @@ import socket
 
 import psycopg2.errors
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL, config
 
 from ..engine.errors import LogSourceError
@@ -38,6 +38,49 @@ MAX_MAX_BYTES = 1 << 30
 
 CURSOR_FIELDS = ("cursor_inode", "cursor_device", "cursor_head_len", "cursor_head_hash",
                  "cursor_offset", "cursor_line")
+MANAGER_GROUP = "auto_heal.group_auto_heal_manager"
+LOG_FOLDERS_PARAM = "auto_heal.log_folders"
+#: Never a log folder: they hold the system's and other users' files.
+SYSTEM_FOLDERS = ("/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+                  "/boot", "/root", "/proc", "/sys", "/dev", "/run", "/home", "/var",
+                  "/var/lib", "/opt", "/srv", "/tmp", "/mnt", "/media")
+
+
+def parse_log_folders(text):
+    """The folders of the ``auto_heal.log_folders`` parameter (one per line, or commas).
+
+    >>> parse_log_folders("/var/log/odoo\n /srv/logs/odoo/ , ")
+    ['/var/log/odoo', '/srv/logs/odoo']
+    """
+    folders = []
+    for part in (text or "").replace(",", "\n").splitlines():
+        part = part.strip()
+        if part:
+            folders.append(part.rstrip("/") or "/")
+    return folders
+
+
+def log_folder_problem(folder):
+    """Why *folder* cannot be a log folder, or None.
+
+    >>> log_folder_problem("/var/log/odoo") is None
+    True
+    >>> log_folder_problem("logs"), log_folder_problem("/etc")
+    ('not an absolute path', 'a system folder')
+    """
+    if not os.path.isabs(folder):
+        return "not an absolute path"
+    real = os.path.realpath(folder)
+    if real in SYSTEM_FOLDERS or folder in SYSTEM_FOLDERS:
+        return "a system folder"
+    for name, inside in (("odoo.conf", config.rcfile), ("the data_dir", config.get("data_dir"))):
+        if inside and _within(os.path.realpath(inside), real):
+            return f"it holds {name} ({inside})"
+    return None
+
+
+def _within(path, folder):
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 class AutoHealLogSource(models.Model):
@@ -80,6 +123,43 @@ class AutoHealLogSource(models.Model):
                 raise ValidationError(self.env._(
                     "The path of log source %(name)s must be absolute: %(path)s",
                     name=source.name, path=source.path))
+            problem = source._path_problem()
+            if problem:
+                raise ValidationError(problem)
+
+    @api.model
+    def _log_folders(self):
+        """The folders log sources may read: Settings > Auto-Heal > Log Folders (a Settings
+        administrator's), else the folder of odoo.conf's ``logfile``; symlinks resolved."""
+        # sudo: the parameter is only writable by Settings admins, and a Manager's log
+        # source is checked against it; reading the folder list gives no power
+        text = self.env["ir.config_parameter"].sudo().get_param(LOG_FOLDERS_PARAM) or ""
+        folders = parse_log_folders(text)
+        if not folders and config.get("logfile"):
+            folders = [os.path.dirname(os.path.abspath(config["logfile"]))]
+        return tuple(os.path.realpath(folder) for folder in folders
+                     if log_folder_problem(folder) is None)
+
+    def _path_problem(self):
+        """Why this source may not be read (outside the log folders), or False."""
+        self.ensure_one()
+        folders = self._log_folders()
+        real = os.path.realpath(self.path or "")
+        logfile = config.get("logfile")
+        if any(_within(real, folder) for folder in folders) or (
+                logfile and real == os.path.realpath(logfile)):
+            return False  # Odoo's own log file is always allowed
+        shown = self.path if real == self.path else f"{self.path} (it resolves to {real})"
+        if not folders:
+            return self.env._(
+                "Log source %(name)s: %(path)s cannot be read: no log folder is allowed. A "
+                "Settings administrator sets them in Settings > Auto-Heal > Log Folders (by "
+                "default the folder of odoo.conf's logfile, and this Odoo has none).",
+                name=self.name, path=shown)
+        return self.env._(
+            "Log source %(name)s: %(path)s is outside the log folders a Settings "
+            "administrator allowed (%(folders)s; Settings > Auto-Heal > Log Folders).",
+            name=self.name, path=shown, folders=", ".join(folders))
 
     def _compute_incident_count(self):
         counts = dict.fromkeys(self.ids, 0)
@@ -156,6 +236,8 @@ class AutoHealLogSource(models.Model):
         return True
 
     def action_scan_now(self):
+        if not self.env.user.has_group(MANAGER_GROUP):
+            raise AccessError(self.env._("Only Auto-Heal managers may scan log sources now."))
         self._scan_sources()
         return True
 
@@ -233,6 +315,11 @@ class AutoHealLogSource(models.Model):
                          "skipped", self.path)
             return "skipped"
         now = fields.Datetime.now()
+        refused = self._path_problem()
+        if refused:  # the folders changed, or a symlink now points elsewhere
+            _logger.warning("auto_heal: %s", refused)
+            self._record_failure(now, "error", f"not scanned: {refused}")
+            return "error"
         try:
             with self.env.cr.savepoint():
                 result = scanner.scan_file(self.path, self._get_cursor(), final=False,

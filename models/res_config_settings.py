@@ -13,6 +13,7 @@ import logging
 import secrets
 
 from odoo import api, fields, models
+from odoo.exceptions import ValidationError
 
 from ..engine.dbchecks import DEFAULTS as CHECK_DEFAULTS
 from ..engine.patterns import SEVERITIES
@@ -128,6 +129,26 @@ class ResConfigSettings(models.TransientModel):
     auto_heal_health_disk_crit_percent = fields.Float(
         string="Disk: Critical Below (% free)", default=5.0,
         config_parameter="auto_heal.health_disk_crit_percent")
+
+    # -- log sources ---------------------------------------------------------------------
+    auto_heal_log_folders = fields.Char(
+        string="Log Folders", config_parameter="auto_heal.log_folders",
+        help="The only folders whose files a log source may read, one per line or "
+             "separated by commas (symlinks resolved). Empty: the folder of odoo.conf's "
+             "logfile. System folders and folders holding odoo.conf or the data_dir are "
+             "refused: a catch-all pattern would copy their files into incidents.")
+
+    @api.constrains("auto_heal_log_folders")
+    def _check_auto_heal_log_folders(self):
+        from .auto_heal_log_source import log_folder_problem, parse_log_folders
+
+        for settings in self:
+            for folder in parse_log_folders(settings.auto_heal_log_folders):
+                problem = log_folder_problem(folder)
+                if problem:
+                    raise ValidationError(self.env._(
+                        "Log folder %(folder)s is refused: %(problem)s.", folder=folder,
+                        problem=problem))
 
     # -- notifications -----------------------------------------------------------------
     auto_heal_notify_window_minutes = fields.Integer(

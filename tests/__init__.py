@@ -1,4 +1,5 @@
 from . import (
+    test_boundary,
     test_db_scan,
     test_fix_actions,
     test_fix_run,
@@ -9,6 +10,7 @@ from . import (
     test_overview,
     test_patterns,
     test_scan,
+    test_secret_sinks,
     test_security,
     test_watchdog_rpc,
 )

@@ -54,10 +54,10 @@ class FixRunCase(TransactionCase):
         })
 
     @classmethod
-    def make_incident(cls, pattern, fingerprint, captures=None, state="new"):
+    def make_incident(cls, pattern, fingerprint, captures=None, state="new", host="web-1"):
         return cls.Incident.create({
             "fingerprint": fingerprint, "pattern_id": pattern.id, "pattern_type": pattern.type,
-            "severity": pattern.severity, "state": state,
+            "severity": pattern.severity, "state": state, "host": host,
             "message": f"{pattern.type} test incident {fingerprint}",
             "captures": json.dumps(captures) if captures else False,
         })
@@ -419,10 +419,14 @@ class TestWatchdogApi(FixRunCase):
             run.with_user(self.manager).action_run()
 
         api = self.Run.with_user(self.manager)
+        self.assertEqual(run.target_host, "web-1")  # the incident's host
         claims = [claim for claim in api.watchdog_claim("web-1") if claim["id"] == run.id]
+        token = claims[0].pop("claim_token")
+        self.assertGreaterEqual(len(token), 32)
         self.assertEqual(claims, [{"id": run.id, "action": "ah_test_host_fix",
                                    "params": {"service": "odoo"}, "incident": "ah-host-1"}])
-        self.assertEqual((run.state, run.claimed_by), ("running", "web-1"))
+        self.assertEqual((run.state, run.claimed_by, run.claimed_uid),
+                         ("running", "web-1", self.manager))
         self.assertTrue(run.started_date)
         self.assertNotIn(run.id, [claim["id"] for claim in api.watchdog_claim("web-2")])
 
@@ -430,7 +434,7 @@ class TestWatchdogApi(FixRunCase):
             run, "done", output="restarted odoo.service\nverified: HTTP 200 in 1.2 s",
             backup={"unit": "odoo.service", "was_active": False},
             durations={"plan": 0.01, "backup": 0.02, "apply": 1.5, "verify": 1.2})
-        result = api.watchdog_report(run.id, record)
+        result = api.watchdog_report(run.id, record, claim_token=token, host="web-1")
         self.assertEqual(result, {"id": run.id, "state": "done", "escalated": False})
         self.assertEqual(run.output, "restarted odoo.service\nverified: HTTP 200 in 1.2 s")
         self.assertEqual((run.target, run.engine_run_id), ("odoo.service", "a1b2c3d4e5f6"))
@@ -441,13 +445,13 @@ class TestWatchdogApi(FixRunCase):
         self.assertEqual(incident.state, "resolved")
         self.assertEqual(self.audit_lines(run)[-1]["action"], "ah_test_host_fix.report")
         with self.assertRaises(UserError):
-            api.watchdog_report(run.id, record)  # not running any more
+            api.watchdog_report(run.id, record, claim_token=token, host="web-1")  # done now
         with self.assertRaises(UserError):
             run.with_user(self.manager).action_rollback()  # a host run rolls back on the host
 
     def test_a_claim_never_reported_fails_escalated_after_the_timeout(self):
         pattern = self.make_pattern("ah_host_lost", "ah_test_host_fix", "low")
-        incident = self.make_incident(pattern, "ah-host-lost")
+        incident = self.make_incident(pattern, "ah-host-lost", host="web-9")
         run = self.make_run(incident, {"service": "odoo"})
         api = self.Run.with_user(self.manager)
         self.assertIn(run.id, [claim["id"] for claim in api.watchdog_claim("web-9")])
@@ -466,16 +470,18 @@ class TestWatchdogApi(FixRunCase):
         api = self.Run.with_user(self.manager)
         refused = self.make_run(self.make_incident(pattern, "ah-host-2"))
         failed = self.make_run(self.make_incident(pattern, "ah-host-3"))
-        claimed = {claim["id"] for claim in api.watchdog_claim("web-1")}
-        self.assertLessEqual({refused.id, failed.id}, claimed)
+        claimed = {claim["id"]: claim["claim_token"] for claim in api.watchdog_claim("web-1")}
+        self.assertLessEqual({refused.id, failed.id}, set(claimed))
         api.watchdog_report(refused.id, self.host_record(
             refused, "refused", escalate=True,
-            error="budget used up: 3 runs within 30 min (the limit is 3); a person must look"))
+            error="budget used up: 3 runs within 30 min (the limit is 3); a person must look"),
+            claim_token=claimed[refused.id], host="web-1")
         self.assertEqual((refused.state, refused.escalated), ("failed", True))
         self.assertIn("budget used up", refused.error)
         self.assertTrue(any("Escalated" in body for body in self.bodies(refused.incident_id)))
         api.watchdog_report(failed.id, self.host_record(
             failed, "rolled_back", error="verification failed: HTTP 502",
-            durations={"apply": 0.5, "verify": 60.0, "rollback": 0.4}))
+            durations={"apply": 0.5, "verify": 60.0, "rollback": 0.4}),
+            claim_token=claimed[failed.id], host="web-1")
         self.assertEqual((failed.state, failed.escalated), ("rolled_back", False))
         self.assertEqual(failed.incident_id.state, "new")

@@ -73,6 +73,7 @@ class ScanCase(TransactionCase):
         cls.Source = cls.env["auto_heal.log.source"]
         cls.Incident = cls.env["auto_heal.incident"]
         cls.Pattern = cls.env["auto_heal.pattern"].with_context(active_test=False)
+        cls.env["ir.config_parameter"].set_param("auto_heal.log_folders", cls.root)
         cls.set_settle(0)
 
     @classmethod

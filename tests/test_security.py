@@ -24,6 +24,7 @@ class TestSecurity(TransactionCase):
             "sample": "connect failed: password=hunter2 host=db",
         })
         cls.fix_run = env["auto_heal.fix.run"].create({"incident_id": cls.incident.id})
+        env["ir.config_parameter"].set_param("auto_heal.log_folders", "/nonexistent/auto_heal")
         cls.source = env["auto_heal.log.source"].create({
             "name": "security test", "path": "/nonexistent/auto_heal/security.log"})
         cls.records = {
@@ -43,6 +44,9 @@ class TestSecurity(TransactionCase):
         self.assertNotIn("hunter2", self.incident.message)
         self.incident.write({"sample": "token=abc123secret in a later excerpt"})
         self.assertEqual(self.incident.sample, "token=*** in a later excerpt")
+        self.incident.write({"sample": "2026-01-01 ERROR x: boom\nconfig dump:\n"
+                                       "admin_passwd = my secret pass"})
+        self.assertNotIn("secret pass", self.incident.sample)
 
     def test_plain_internal_user_has_no_access(self):
         for model, record in self.records.items():

@@ -38,7 +38,7 @@ class TestWatchdogOverRpc(HttpCase):
         pattern = self.env["auto_heal.pattern"].search([("type", "=", "cron_field_deprecated")])
         incident = self.env["auto_heal.incident"].create({
             "fingerprint": "ah-rpc-1", "pattern_id": pattern.id,
-            "pattern_type": pattern.type, "severity": pattern.severity,
+            "pattern_type": pattern.type, "severity": pattern.severity, "host": "wd-test",
             "message": "Invalid field 'numbercall' on model 'ir.cron'",
             "captures": json.dumps({"xml_file": xml}),
         })
@@ -72,3 +72,66 @@ class TestWatchdogOverRpc(HttpCase):
             fixed = handle.read()
         self.assertNotIn(b"numbercall", fixed)
         self.assertNotIn(b"doall", fixed)
+
+    def test_a_watchdog_gets_only_its_hosts_runs_and_only_it_may_report(self):
+        """Over real JSON-RPC: the real CLI as the watchdog of one host, then another
+        Manager's key trying to report for the run that watchdog holds."""
+        self.env["ir.config_parameter"].set_param("auto_heal.environment", "dev")
+        groups = "base.group_user,auto_heal.group_auto_heal_manager"
+        owner = new_test_user(self.env, "ah_wd_owner", groups=groups)
+        other = new_test_user(self.env, "ah_wd_other", groups=groups)
+        keys = {user: self.env["res.users.apikeys"].with_user(user).sudo()._generate(
+            None, "auto_heal watchdog", None) for user in (owner, other)}
+        pattern = self.env["auto_heal.pattern"].create({
+            "type": "ah_rpc_host", "name": "x", "regex": r"ah_rpc_host \d+", "severity": "low",
+            "auto_fix": True, "fix_script": "ah_test_host_fix"})
+        runs = {}
+        for host in ("wd-a", "wd-b"):
+            incident = self.env["auto_heal.incident"].create({
+                "fingerprint": f"ah-rpc-{host}", "pattern_id": pattern.id,
+                "pattern_type": pattern.type, "severity": "low", "host": host,
+                "message": "ah_rpc_host 1"})
+            runs[host] = self.env["auto_heal.fix.run"]._plan_for_incidents(incident)
+            self.assertEqual((runs[host].state, runs[host].runs_on), ("approved", "host"))
+        self.env.flush_all()
+
+        root = tempfile.mkdtemp(prefix="auto_heal-watchdog-")
+        self.addCleanup(shutil.rmtree, root, True)
+        result = subprocess.run(
+            [sys.executable, BIN, "run-approved", "--url", self.base_url(),
+             "--db", self.env.cr.dbname, "--login", owner.login, "--host", "wd-b",
+             "--audit-log", os.path.join(root, "audit.jsonl"),
+             "--runs-dir", os.path.join(root, "runs")],
+            env=dict(os.environ, AUTO_HEAL_API_KEY=keys[owner]), capture_output=True,
+            text=True, timeout=300, check=False)
+        self.assertIn(f"fix run {runs['wd-b'].id}:", result.stdout, result.stderr)
+        self.assertNotIn(f"fix run {runs['wd-a'].id}:", result.stdout)
+        self.assertIn("1 run(s) claimed", result.stdout)
+        self.env.invalidate_all()
+        self.assertEqual(runs["wd-a"].state, "approved", "wd-b's watchdog took wd-a's run")
+        # the unknown action was reported back by the watchdog that claimed it
+        self.assertEqual((runs["wd-b"].state, runs["wd-b"].claimed_by), ("failed", "wd-b"))
+        self.assertIn("unknown fix action", runs["wd-b"].error)
+
+        def rpc(user, method, *args, **kwargs):
+            response = self.opener.post(self.base_url() + "/jsonrpc", json={
+                "jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+                    "service": "object", "method": "execute_kw", "args": [
+                        self.env.cr.dbname, user.id, keys[user], "auto_heal.fix.run",
+                        method, list(args), kwargs]}}, timeout=60)
+            return response.json()
+
+        claim = rpc(owner, "watchdog_claim", "wd-a")["result"]
+        self.assertEqual([c["id"] for c in claim], [runs["wd-a"].id])
+        forged = {"run_id": "f0", "action": "ah_test_host_fix", "target": "odoo",
+                  "actor": "watchdog", "state": "done", "output": "all fine, trust me"}
+        for user, kwargs in ((other, {}), (other, {"claim_token": claim[0].get("claim_token"),
+                                                   "host": "wd-a"})):
+            answer = rpc(user, "watchdog_report", runs["wd-a"].id, forged, **kwargs)
+            self.assertIn("only that watchdog", (answer.get("error") or {}).get(
+                "data", {}).get("message", ""), answer)
+        self.env.invalidate_all()
+        self.assertEqual(runs["wd-a"].state, "running")
+        answer = rpc(owner, "watchdog_report", runs["wd-a"].id, forged,
+                     claim_token=claim[0]["claim_token"], host="wd-a")
+        self.assertEqual(answer["result"]["state"], "done")

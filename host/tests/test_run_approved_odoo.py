@@ -59,6 +59,7 @@ SETUP = textwrap.dedent("""
     incident = env["auto_heal.incident"].create({{
         "fingerprint": "ah-run-approved-e2e", "pattern_id": pattern.id,
         "pattern_type": pattern.type, "severity": pattern.severity, "state": "new",
+        "host": "e2e-host",  # the watchdog of this host (--host) claims the run
         "message": "Invalid field 'numbercall' on model 'ir.cron'",
         "captures": json.dumps({{"xml_file": xml_file, "xml_line": "3",
                                  "field": "numbercall"}}),
