@@ -149,7 +149,7 @@ def make_finding(record, pattern, match):
         fields, captures = {}, {}
     else:
         kind, severity = pattern.type, pattern.severity
-        captures = {k: mask_secrets(v) for k, v in match.groupdict().items() if v is not None}
+        captures = {k: mask_secrets(v) for k, v in pattern.captures(match).items()}
         fields = {name: captures.get(name, "") for name in pattern.fingerprint_fields}
     # masked before the fingerprint normalises it: a normalised secret ("<str>" for
     # part of a quoted value) is no longer recognisable in the signature

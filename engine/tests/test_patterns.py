@@ -114,3 +114,106 @@ def test_type_exception_and_fields_do_split_fingerprints():
                                   fields={"xml_file": "/a.xml"})[0]
     assert base[0] != fingerprint("x", "m", exception=("ValueError", "bad 1"),
                                   fields={"xml_file": "/b.xml"})[0]
+
+
+# Alternatives and definitions (fail2ban style)
+
+LISTED = {"type": "view_error", "severity": "high", "fingerprint_fields": ["xml_file"],
+          "regex": [{"regex": "%(at)s, near", "source": "14.0 odoo/tools/convert.py"},
+                    {"regex": "%(at)s, somewhere inside", "source": "18.0 odoo/tools/convert.py"},
+                    "View error: %(where)s"]}
+SHARED = {"at": r"while parsing (?P<xml_file>[^\n]+?\.xml):(?P<xml_line>\d+)",
+          "where": r"%(at)s \(100%%\)"}
+
+
+def test_alternatives_share_definitions_and_group_names(tmp_path):
+    path = write(tmp_path, json.dumps({"version": 2, "definitions": SHARED, "patterns": [LISTED]}))
+    pattern_set = load_patterns(path)
+    assert pattern_set.errors == []
+    (pattern,) = pattern_set.patterns
+    assert pattern.alternatives[2] == r"View error: while parsing (?P<xml_file>[^\n]+?\.xml):" \
+                                      r"(?P<xml_line>\d+) \(100%\)"
+    assert pattern.sources == ("14.0 odoo/tools/convert.py", "18.0 odoo/tools/convert.py", "")
+    for text, line in [("while parsing /a/v.xml:3, near", "3"),
+                       ("while parsing /a/v.xml:4, somewhere inside", "4"),
+                       ("View error: while parsing /a/v.xml:5 (100%)", "5")]:
+        match = pattern.compiled.search(text)
+        assert pattern.captures(match) == {"xml_file": "/a/v.xml", "xml_line": line}
+    assert pattern.compiled.search("while parsing /a/v.xml:3") is None
+
+
+def test_a_pattern_definition_wins_over_the_files(tmp_path):
+    entry = dict(LISTED, definitions={"where": "somewhere else"})
+    path = write(tmp_path, json.dumps({"definitions": SHARED, "patterns": [entry]}))
+    (pattern,) = load_patterns(path).patterns
+    assert pattern.alternatives[2] == "View error: somewhere else"
+
+
+@pytest.mark.parametrize("regex, definitions, message", [
+    (["%(nowhere)s"], {}, "pattern 'alt': regex[1]: no definition named 'nowhere'"),
+    (["a", "%(loop)s"], {"loop": "x%(loop)s"},
+     "pattern 'alt': regex[2]: definition 'loop' uses itself (loop -> loop)"),
+    (["ok", "(unclosed"], {}, "pattern 'alt': regex[2]: does not compile: missing )"),
+    (["ok", "a|"], {}, "pattern 'alt': regex[2]: matches the empty string"),
+    (["ok", r"(?<=ZZ)marker"], {},
+     "pattern 'alt': regex[2]: RE2 refuses it (patterns must run in linear time): "
+     "invalid perl operator: (?<="),
+    (["ok", r"(?P<w>\w+) again (?P=w)"], {},
+     "pattern 'alt': regex[2]: RE2 refuses it (patterns must run in linear time): "
+     "invalid perl operator: (?P"),
+    ([], {}, "pattern 'alt': regex: the list of alternatives is empty"),
+    (["ok", ""], {}, "pattern 'alt': regex[2]: must be a non-empty string"),
+    (["ok", {"regex": "x", "from": "18.0"}], {}, "pattern 'alt': regex[2]: unknown key 'from'"),
+    (["(?P<x__2>a)"], {}, "pattern 'alt': regex[1]: group name 'x__2': names ending in "
+                          "__<digits> are reserved"),
+    (["ok"], {"bad name": "x"}, "pattern 'alt': definitions: 'bad name' must be a name"),
+])
+def test_a_bad_alternative_is_refused_by_number(tmp_path, regex, definitions, message):
+    if message.startswith("pattern 'alt': regex[2]: RE2") and not _re2_installed():
+        pytest.skip("google-re2 is not installed")
+    entry = {"type": "alt", "severity": "low", "regex": regex, "definitions": definitions}
+    pattern_set = load_patterns(write(tmp_path, json.dumps({"patterns": [GOOD, entry]})))
+    assert [p.type for p in pattern_set.patterns] == ["db_deadlock"]
+    assert len(pattern_set.errors) == 1 and pattern_set.errors[0].startswith(message), \
+        pattern_set.errors
+
+
+def _re2_installed():
+    from engine import patterns
+    return patterns.re2 is not None
+
+
+def test_the_single_string_form_is_taken_as_it_is():
+    """The seed's form: no definitions, a % is a %, RE2 is the matcher's business."""
+    (pattern,) = PatternSet.from_entries([
+        {"type": "seed", "severity": "low", "regex": r"100%(x)s (?<=s)done"}]).patterns
+    assert pattern.regex == r"100%(x)s (?<=s)done"
+    assert pattern.alternatives == (pattern.regex,)
+
+
+def test_bad_file_definitions_are_one_clear_error(tmp_path):
+    path = write(tmp_path, json.dumps({"definitions": ["x"], "patterns": [GOOD]}))
+    with pytest.raises(PatternFileError) as raised:
+        load_patterns(path)
+    assert "definitions must be an object of name: text" in str(raised.value)
+
+
+def test_a_listed_pattern_round_trips_through_dump(tmp_path):
+    path = write(tmp_path, json.dumps({"definitions": SHARED, "patterns": [LISTED]}))
+    first = load_patterns(path).patterns
+    dumped = json.loads(dump_patterns(first))
+    regex = dumped["patterns"][0]["regex"]
+    assert isinstance(regex, list) and regex[2] == (r"View error: while parsing (?P<xml_file>"
+                                                    r"[^\n]+?\.xml):(?P<xml_line>\d+) \(100%%\)")
+    again = load_patterns(write(tmp_path, json.dumps(dumped), "again.json")).patterns
+    assert again == first and again[0].regex == first[0].regex
+
+
+def test_the_joined_regex_loads_as_a_single_string():
+    """What the addon stores and hands to the watchdog: one string, captures intact."""
+    (listed,) = PatternSet.from_entries([dict(LISTED, definitions=SHARED)]).patterns
+    (stored,) = PatternSet.from_entries([{"type": "view_error", "severity": "high",
+                                          "regex": listed.regex,
+                                          "fingerprint_fields": ["xml_file"]}]).patterns
+    match = stored.compiled.search("while parsing /b.xml:7, somewhere inside")
+    assert stored.captures(match) == {"xml_file": "/b.xml", "xml_line": "7"}
