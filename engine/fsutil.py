@@ -61,6 +61,7 @@ __all__ = [
     "current_state",
     "load_backup_record",
     "locked",
+    "prune_backups",
     "read_backup",
     "resolve_inside",
     "restore_backup",
@@ -360,6 +361,31 @@ def restore_backup(record, current=None):
         return False
     safefs.replace(root, rel, current, data, mode=record.mode, uid=record.uid, gid=record.gid)
     return True
+
+
+def prune_backups(backup_dir, older_than):
+    """Delete the backup copies (and their sidecars) made before *older_than* (epoch)."""
+    try:
+        names = os.listdir(backup_dir)
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        sidecar = os.path.join(backup_dir, name)
+        try:
+            if os.lstat(sidecar).st_mtime >= older_than:
+                continue
+        except FileNotFoundError:
+            continue
+        for path in (sidecar[:-5], sidecar):  # the copy first: no sidecar without its copy
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        removed += 1
+    return removed
 
 
 @contextlib.contextmanager

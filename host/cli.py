@@ -621,6 +621,9 @@ def _iso(value):
 
 
 def _print_incident_text(incident, out):
+    from host.output import terminal_safe
+
+    out = _SafeWriter(out, terminal_safe)
     d = incident.to_dict()
     out.write("[%s] %s  count=%d\n" % (d["severity"], d["pattern"], d["count"]))
     out.write("  first seen: %s   last seen: %s\n" % (_iso(d["first_seen"]), _iso(d["last_seen"])))
@@ -644,6 +647,16 @@ def _print_incident_text(incident, out):
             "    | ... (%d more lines; --json shows the whole sample)\n" % (len(lines) - len(shown))
         )
     out.write("\n")
+
+
+class _SafeWriter:
+    """A stream whose writes pass through *clean* (log text never drives the terminal)."""
+
+    def __init__(self, stream, clean):
+        self.stream, self.clean = stream, clean
+
+    def write(self, text):
+        return self.stream.write(self.clean(text))
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Warning|Exit|Failure)\b.*")
@@ -676,6 +689,10 @@ def _select(incidents, min_severity):
     return chosen
 
 
+#: Seconds ``detect --state`` waits for another run holding the same state file.
+STATE_LOCK_WAIT = 30.0
+
+
 class _Detector:
     """Scan a set of logs, with cursors kept in memory (and in --state)."""
 
@@ -700,6 +717,24 @@ class _Detector:
         self.scanner = Scanner(_load_patterns(args.patterns))
 
     def scan(self, tolerate_missing=False):
+
+        if self.state is None:
+            return self._scan(tolerate_missing)
+        from host.state import State, StateLock
+
+        # one detect at a time per state file: cursors read, scanned and saved under
+        # the lock, so two runs never report the same records or lose an update
+        lock = StateLock(self.args.state).acquire(timeout=STATE_LOCK_WAIT,
+                                                  who="another auto-heal")
+        try:
+            self.state = State.load(self.args.state)
+            for path in self.logs:
+                self.cursors[path] = self.state.cursor(path)
+            return self._scan(tolerate_missing)
+        finally:
+            lock.release()
+
+    def _scan(self, tolerate_missing):
         from engine.errors import LogSourceError
         from engine.incidents import aggregate
 
@@ -735,11 +770,14 @@ class _Detector:
         if self.args.json:
             if quiet_if_empty and not incidents:
                 return
-            doc = {"incidents": [i.to_dict() for i in incidents], "bytes_scanned": scanned}
+            from host.output import json_safe
+
+            doc = json_safe(mask_values({"incidents": [i.to_dict() for i in incidents],
+                                         "bytes_scanned": scanned}))
             if follow:
-                out.write(json.dumps(mask_values(doc), ensure_ascii=False, sort_keys=False) + "\n")
+                out.write(json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n")
             else:
-                out.write(json.dumps(mask_values(doc), indent=2, ensure_ascii=False) + "\n")
+                out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         else:
             for incident in incidents:
                 _print_incident_text(incident, out)

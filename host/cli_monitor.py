@@ -234,7 +234,9 @@ def cmd_status(args):
     if not os.path.exists(path):
         raise EngineError(f"no state yet: {path} (has `monitor` run with this config?)")
     wd = State.load(path).watchdog
-    pending = len(Spool(cfg.spool_path(config)).pending()) + len(wd.get("outbox") or [])
+    spool = Spool(cfg.spool_path(config))
+    pending = spool.count() + len(wd.get("outbox") or [])
+    dropped = spool.dropped()
     status = wd.get("status") or {}
     restart = wd.get("restart") or {}
     escalated = [s for s, e in restart.items() if e.get("escalated")]
@@ -249,6 +251,7 @@ def cmd_status(args):
         "odoo": {k: v for k, v in (wd.get("odoo") or {}).items()
                  if k in ("pid", "startup_done", "lifetime")},
         "spool_pending": pending,
+        "spool_dropped": dropped,
         "counters": wd.get("counters") or {},
         "alerts": sorted(wd.get("alerts") or {}),
     }
@@ -266,7 +269,8 @@ def cmd_status(args):
             print(f"  probe {name:<11} {probe['status']:<8} {probe['detail'] or ''}"[:160])
         print("  restarts in the window: " + ", ".join(
             f"{s} {n}" for s, n in report["restarts_in_window"].items()))
-        print(f"  spool: {pending} entr(y/ies) waiting for Odoo")
+        print(f"  spool: {pending} entr(y/ies) waiting for Odoo"
+              + (f"; {dropped} dropped by its cap ([handover] spool_max_mb)" if dropped else ""))
         if report["alerts"]:
             print("  alerts: " + ", ".join(report["alerts"]))
     return 0 if report["healthy"] and not escalated else 1
@@ -285,9 +289,9 @@ def cmd_handover(args):
     if not config["handover"]["db"]:
         raise EngineError("[handover] db is not set in the config: nowhere to send the spool")
     monitor = Monitor(config, State(cfg.state_path(config)))
-    before = len(monitor.spool.pending())
+    before = monitor.spool.count()
     sent = monitor.handover(time.time(), force=True)
-    left = len(monitor.spool.pending())
+    left = monitor.spool.count()
     stored = monitor.counters["handover"].get("stored", 0)
     ignored = monitor.counters["handover"].get("ignored", 0)
     print(f"handed over {sent} of {before} entr(y/ies): {stored} stored, {ignored} Odoo already "

@@ -125,6 +125,7 @@ DEFAULTS = {
         "incidents": "always",
         "retry": 30.0,
         "run_approved": True,
+        "spool_max_mb": 64,
     },
     "alert": {
         "command": [],
@@ -260,7 +261,7 @@ def _actions(given, path, base):
 def _resolve(value, base):
     if isinstance(value, list):
         return [_resolve(v, base) for v in value]
-    if not value:
+    if not value or value == "-":  # "-": stderr (log_file), never a file named "-"
         return value
     value = os.path.expanduser(value)
     return value if os.path.isabs(value) else os.path.normpath(os.path.join(base, value))

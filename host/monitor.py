@@ -143,7 +143,9 @@ class Monitor:
         self.notifier = notifier or Notifier({})
         self.clock = clock
         self.host = config["watchdog"]["host"] or socket.gethostname()
-        self.spool = Spool(cfg.spool_path(config))
+        self.spool = Spool(cfg.spool_path(config),
+                           max_bytes=config["handover"]["spool_max_mb"] * 1024 * 1024,
+                           on_overflow=self._spool_overflow)
         self.audit = AuditLog(cfg.audit_path(config), actor=f"watchdog:{self.host}")
         self.store = RunStore(os.path.join(cfg.state_dir(config), "runs"))
         self.versions = cfg.versions_dir(config)
@@ -246,7 +248,9 @@ class Monitor:
     def _flush_outbox(self):
         if not self.outbox:
             return
-        known = {entry.get("id") for entry in self.spool.pending()}
+        # a crash between append and save leaves the last entries in both: look at the
+        # spool's end only (Odoo ignores an id it has anyway)
+        known = self.spool.recent_ids()
         while self.outbox:
             entry = self.outbox[0]
             if entry["id"] not in known:
@@ -264,6 +268,18 @@ class Monitor:
     def _forget(self, key, message=None):
         if self.notes.pop(key, None) is not None and message:
             LOG.info(message)
+
+    def _spool_overflow(self, dropped, first, last, max_bytes):
+        """The spool's notice of what it dropped: an incident for Odoo, and a log line."""
+        from engine.spool import overflow_entry
+
+        entry = overflow_entry(dropped, first, last, max_bytes)
+        LOG.error("spool: %s", entry["message"])
+        self._count("spooled", "dropped", dropped)
+        entry["host"] = self.host
+        entry["incident"] = self.event_incident("watchdog_spool_overflow", "high",
+                                                entry["message"], subject="spool")
+        return entry
 
     def event_incident(self, kind, severity, message, subject="", sample="", now=None):
         """An engine incident dict for something the watchdog saw (not a log record).
@@ -1165,7 +1181,7 @@ class Monitor:
             head = f"{decision.action}: {decision.reason}"
         return "%s; restarts odoo %d, postgresql %d; spool %d" % (
             head, len(self.policies["odoo"].restarts), len(self.policies["postgresql"].restarts),
-            len(self.spool.pending()))
+            self.spool.count())
 
     def run(self, max_cycles=None):
         interval = self.config["watchdog"]["interval"]

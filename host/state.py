@@ -29,13 +29,17 @@ True
 import fcntl
 import json
 import os
+import stat
+import time
 
-from engine import fsutil
+from engine import fsutil, safefs
 from engine.errors import EngineError
 from engine.reader import Cursor
 from engine.secrets import mask_values
 
 VERSION = 1
+#: The largest state file read (cursors and the monitor's counters are small).
+MAX_BYTES = 64 * 1024 * 1024
 
 
 class StateError(EngineError):
@@ -57,18 +61,18 @@ class State:
 
     @classmethod
     def load(cls, path):
-        """Read *path*; a missing file is an empty state."""
-        try:
-            with open(path, "rb") as fh:
-                raw = fh.read()
-        except FileNotFoundError:
+        """Read *path*; a missing file is an empty state.
+
+        A symlink, a FIFO, a folder or a file over :data:`MAX_BYTES` is refused
+        (one line); a state written by a newer auto_heal is refused rather than
+        rewritten in an older format.
+        """
+        if not os.path.lexists(path):
             return cls(path)
-        except IsADirectoryError:
-            raise StateError("state file %s is a folder" % path) from None
-        except OSError as exc:
-            raise StateError(
-                "cannot read state file %s: %s" % (path, exc.strerror or exc)
-            ) from None
+        try:
+            raw = safefs.read_regular(path, "state file", MAX_BYTES)
+        except EngineError as exc:
+            raise StateError(str(exc)) from None
         if not raw.strip():
             return cls(path)
         try:
@@ -79,6 +83,11 @@ class State:
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("cursors", {}), dict):
             raise StateError('state file %s must hold {"version": 1, "cursors": {...}}' % path)
+        version = data.get("version", VERSION)
+        if not isinstance(version, int) or version > VERSION:
+            raise StateError("state file %s has version %r, written by a newer auto_heal (this "
+                             "one knows version %d): refused, not rewritten" % (
+                                 path, version, VERSION))
         cursors = {}
         for key, value in data.get("cursors", {}).items():
             if not isinstance(value, dict):
@@ -145,22 +154,43 @@ class StateLock:
         self.path = state_path + ".lock"
         self._fd = None
 
-    def acquire(self, blocking=False):
+    def acquire(self, blocking=False, timeout=0.0, who="another watchdog"):
+        """Take the lock; wait up to *timeout* seconds (or for ever if *blocking*).
+
+        The lock file is opened without following a symlink and must be a
+        regular file: a link planted in a shared folder never makes root
+        truncate its target.
+        """
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = ""
-            try:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            except OSError:
-                pass
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | os.O_NONBLOCK, 0o600)
+        except OSError as exc:
+            raise LockedError("cannot open the lock %s: %s (a symlink is refused)"
+                              % (self.path, exc.strerror or exc)) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise LockedError(
-                "another watchdog (pid %s) already acts on this target: %s is locked"
-                % (holder or "?", self.path)) from None
+            raise LockedError("the lock %s is not a regular file; refused" % self.path)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                holder = ""
+                try:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                except OSError:
+                    pass
+                os.close(fd)
+                waited = " (waited %gs)" % timeout if timeout else ""
+                raise LockedError(
+                    "%s (pid %s) already acts on this target: %s is locked%s"
+                    % (who, holder or "?", self.path, waited)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, b"%d\n" % os.getpid(), 0)
         self._fd = fd

@@ -102,7 +102,8 @@ def _runs(scene):
     folder = os.path.join(scene["state"], "runs")
     if not os.path.isdir(folder):
         return []
-    return [json.load(open(os.path.join(folder, name))) for name in sorted(os.listdir(folder))]
+    return [json.load(open(os.path.join(folder, name))) for name in sorted(os.listdir(folder))
+            if name.endswith(".json") and not name.startswith(".")]
 
 
 REASONS = ("symlink", "changed since", "swapped", "no longer the file")
