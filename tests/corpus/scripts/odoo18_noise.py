@@ -1,0 +1,62 @@
+"""Write a real Odoo 18 log of a healthy server: the source of the corpus's
+``odoo18-noise`` entries (INFO and WARNING lines that are not failures).
+
+    .venv/bin/python tests/corpus/scripts/odoo18_noise.py OUT.log
+
+It starts a private PostgreSQL cluster, installs base, web, mail and contacts
+on a fresh database, then runs the server in prefork mode (two workers), asks
+for a few pages and lets the crons run for a minute before stopping it with
+SIGTERM. Nothing is faked: every line is Odoo's own.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))))
+
+from tools.odoo_env import find_odoo, odoo_db_args, odoo_db_env  # noqa: E402
+from tools.pgcluster import PgCluster  # noqa: E402
+from tools.proc import free_port  # noqa: E402
+
+
+def main(out):
+    odoo = find_odoo()
+    if odoo is None:
+        sys.exit("error: no Odoo 18 found (odoo on PATH or ODOO_BIN)")
+    with PgCluster() as pg:
+        env = odoo_db_env(pg)
+        common = [odoo, *odoo_db_args(pg), "-d", "noise18", f"--logfile={out}",
+                  "--without-demo=all"]
+        subprocess.run(common + ["-i", "base,web,mail,contacts", "--stop-after-init"],
+                       env=env, check=True, stdin=subprocess.DEVNULL)
+        port = free_port()
+        server = subprocess.Popen(
+            common + [f"--http-port={port}", "--workers=2", "--max-cron-threads=1",
+                      f"--gevent-port={free_port()}"],
+            env=env, stdin=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(120):
+                try:
+                    urllib.request.urlopen(base + "/web/health", timeout=5)
+                    break
+                except OSError:
+                    time.sleep(1)
+            for path in ("/web/login", "/web/health", "/odoo", "/no/such/page",
+                         "/web/database/selector", "/robots.txt", "/web/webclient/version_info"):
+                try:
+                    urllib.request.urlopen(base + path, timeout=30)
+                except OSError:
+                    pass
+            time.sleep(70)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main(os.path.abspath(sys.argv[1]))
