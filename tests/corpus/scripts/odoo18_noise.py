@@ -6,9 +6,13 @@
 It starts a private PostgreSQL cluster, installs base, web, mail and contacts
 on a fresh database, then runs the server in prefork mode (two workers), asks
 for a few pages and lets the crons run for a minute before stopping it with
-SIGTERM. Nothing is faked: every line is Odoo's own.
+SIGTERM. On the way it makes the benign warnings an admin sees every day: an
+unknown module name given to ``-u``, RPC calls that end in a user error or a
+missing record, a form posted without its CSRF token, ``--dev=reload`` without
+the watchdog package. Nothing is faked: every line is Odoo's own.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +27,17 @@ from tools.pgcluster import PgCluster  # noqa: E402
 from tools.proc import free_port  # noqa: E402
 
 
+def rpc(base, args):
+    """One ``execute_kw`` as admin; the error it may raise is the point."""
+    body = json.dumps({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+        "service": "object", "method": "execute_kw",
+        "args": ["noise18", 2, "admin", *args]}}).encode()
+    request = urllib.request.Request(base + "/jsonrpc", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
 def main(out):
     odoo = find_odoo()
     if odoo is None:
@@ -33,9 +48,11 @@ def main(out):
                   "--without-demo=all"]
         subprocess.run(common + ["-i", "base,web,mail,contacts", "--stop-after-init"],
                        env=env, check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(common + ["-u", "contacts,no_such_module_here", "--stop-after-init"],
+                       env=env, check=True, stdin=subprocess.DEVNULL)
         port = free_port()
         server = subprocess.Popen(
-            common + [f"--http-port={port}", "--workers=2", "--max-cron-threads=1",
+            common + [f"--http-port={port}", "--workers=2", "--max-cron-threads=1", "--dev=reload",
                       f"--gevent-port={free_port()}"],
             env=env, stdin=subprocess.DEVNULL)
         try:
@@ -52,6 +69,13 @@ def main(out):
                     urllib.request.urlopen(base + path, timeout=30)
                 except OSError:
                     pass
+            for args in (["res.users", "unlink", [[2]]], ["res.partner", "read", [[999999]]],
+                         ["res.partner", "search_count", [[]]]):
+                rpc(base, args)
+            try:  # a login form posted without its CSRF token
+                urllib.request.urlopen(base + "/web/login", data=b"login=a&password=b", timeout=30)
+            except OSError:
+                pass
             time.sleep(70)
         finally:
             server.terminate()
