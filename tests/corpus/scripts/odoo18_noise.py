@@ -1,7 +1,10 @@
 """Write a real Odoo 18 log of a healthy server: the source of the corpus's
 ``odoo18-noise`` entries (INFO and WARNING lines that are not failures).
 
-    .venv/bin/python tests/corpus/scripts/odoo18_noise.py OUT.log
+    .venv/bin/python tests/corpus/scripts/odoo18_noise.py OUT.log [MODULES [WORKERS]]
+
+(defaults: ``base,web,mail,contacts`` and 2 workers; 0 workers is the
+threaded server.)
 
 It starts a private PostgreSQL cluster, installs base, web, mail and contacts
 on a fresh database, then runs the server in prefork mode (two workers), asks
@@ -38,7 +41,7 @@ def rpc(base, args):
         return json.load(response)
 
 
-def main(out):
+def main(out, modules="base,web,mail,contacts", workers="2"):
     odoo = find_odoo()
     if odoo is None:
         sys.exit("error: no Odoo 18 found (odoo on PATH or ODOO_BIN)")
@@ -46,13 +49,13 @@ def main(out):
         env = odoo_db_env(pg)
         common = [odoo, *odoo_db_args(pg), "-d", "noise18", f"--logfile={out}",
                   "--without-demo=all"]
-        subprocess.run(common + ["-i", "base,web,mail,contacts", "--stop-after-init"],
+        subprocess.run(common + ["-i", modules, "--stop-after-init"],
                        env=env, check=True, stdin=subprocess.DEVNULL)
         subprocess.run(common + ["-u", "contacts,no_such_module_here", "--stop-after-init"],
                        env=env, check=True, stdin=subprocess.DEVNULL)
         port = free_port()
         server = subprocess.Popen(
-            common + [f"--http-port={port}", "--workers=2", "--max-cron-threads=1", "--dev=reload",
+            common + [f"--http-port={port}", f"--workers={workers}", "--max-cron-threads=1", "--dev=reload",
                       f"--gevent-port={free_port()}"],
             env=env, stdin=subprocess.DEVNULL)
         try:
@@ -83,4 +86,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(os.path.abspath(sys.argv[1]))
+    main(os.path.abspath(sys.argv[1]), *sys.argv[2:4])
