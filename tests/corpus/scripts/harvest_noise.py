@@ -7,8 +7,9 @@ of one kind when their logger and the first four words of their message,
 module names, paths and numbers aside, are the same (for werkzeug: the
 request path); the first record of each kind is printed as a corpus entry,
 verbatim, and at most ``--per-logger`` (15) kinds per logger. Several logs
-share one count, so a kind is taken once, from the first log that has it. ``--skip`` leaves out the records a pattern type is
-meant to catch (they belong in that type's file, not among the none lines).
+share one count, so a kind is taken once, from the first log that has it.
+``--skip`` leaves out the records a pattern type is meant to catch (they
+belong in that type's file, not among the none lines).
 """
 
 import argparse
