@@ -94,6 +94,7 @@ class Record:
     database: str | None = None
     logger: str | None = None
     program: str | None = None
+    prefix: str | None = None
 
     @property
     def is_raw(self):
@@ -186,7 +187,7 @@ def parse_record(raw, path="", line=0, offset=0):
         text = _strip_prefixes(text)
         first, _, _ = text.partition("\n")
         return Record(text=text, message=first.strip(), path=path, line=line, offset=offset,
-                      program=program)
+                      program=program, prefix=decode(prefix.group(0)) if prefix else None)
     fields = {k: decode(v) if v is not None else None for k, v in header.groupdict().items()}
     if fields["prefix"]:
         text = _strip_prefixes(text)
@@ -203,6 +204,7 @@ def parse_record(raw, path="", line=0, offset=0):
         database=None if database in (None, "?") else database,
         logger=fields["logger"],
         program=fields.get("program"),
+        prefix=fields["prefix"],
     )
 
 

@@ -111,6 +111,8 @@ class Scanner:
                                   offset=block.offset + start)
             if is_own_record(record):
                 continue
+            if record.prefix:  # the prefilter saw the journal's or docker's prefixes
+                candidates = None
             outcome = refine(record, self.matcher.classify(record, candidates), self._by_type)
             if outcome is not None:
                 yield make_finding(record, *outcome)
