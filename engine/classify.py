@@ -18,7 +18,8 @@ Three rules, each applied by :class:`engine.scanner.Scanner`:
    generic wrapper ("Failed to initialize database"), then maybe the request
    that died of it (an unmatched ERROR). Among close findings of one
    process, specific findings win over generic ones, and generic ones over
-   unknown ones. Two specific findings of different types stay two
+   unknown ones; a type of YIELDS_TO gives way to the more precise types it
+   names. Two other specific findings of different types stay two
    categories: they are two failures.
 
 >>> from datetime import datetime
@@ -209,10 +210,26 @@ ABSORB_WINDOW = timedelta(seconds=5)
 ABSORB_LINES = 300
 
 
+#: Specific types whose record Odoo also writes for a more precise failure that
+#: it reports next to it: close findings of those types absorb them. Odoo logs
+#: "Connection to the database failed" for a refused connection, a wrong
+#: password and a full server alike (odoo/sql_db.py ConnectionPool.borrow).
+YIELDS_TO = {"db_connection_failed": ("db_auth_failed", "db_too_many_connections")}
+
+
 def _rank(finding):
     if finding.pattern_type == UNKNOWN:
         return 0
-    return 1 if finding.generic else 2
+    if finding.generic:
+        return 1
+    return 1.5 if finding.pattern_type in YIELDS_TO else 2
+
+
+def _absorbs(strong, weak):
+    """Whether *weak*, close to *strong*, says less about the same failure."""
+    if _rank(weak) == 1.5:
+        return strong.pattern_type in YIELDS_TO[weak.pattern_type]
+    return _rank(strong) > _rank(weak)
 
 
 def _close(first, second):
@@ -233,19 +250,18 @@ def absorb(findings):
     until it is clear whether a stronger finding of the same failure follows;
     one that follows a stronger finding of its failure is dropped at once.
     """
-    held = []      # generic or unknown findings waiting for their cause
+    held = []      # generic, unknown (and YIELDS_TO) findings waiting for their cause
     specific = {}  # path -> the last specific findings, per pid
     for finding in findings:
-        rank = _rank(finding)
         recent = specific.get(finding.path, {})
-        if rank < 2 and any(_close(s, finding) for s in recent.values()):
+        if any(_close(s, finding) and _absorbs(s, finding) for s in recent.values()):
             continue
         keep, absorbed = [], False
         for waiting in held:
             if not absorbed and _close(waiting, finding):
-                if _rank(waiting) < rank:
+                if _absorbs(finding, waiting):
                     continue  # the stronger finding absorbs it
-                absorbed = _rank(waiting) > rank
+                absorbed = _absorbs(waiting, finding)
             elif not absorbed and waiting.path == finding.path and _later(finding, waiting):
                 yield waiting  # its failure is over
                 continue
@@ -253,9 +269,8 @@ def absorb(findings):
         held = keep
         if absorbed:
             continue
-        if rank == 2:
-            recent = specific.setdefault(finding.path, {})
-            recent[finding.pid] = finding
+        if _rank(finding) == 2:
+            specific.setdefault(finding.path, {})[finding.pid] = finding
             yield finding
         else:
             held.append(finding)

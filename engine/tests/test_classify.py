@@ -53,25 +53,26 @@ def test_auto_heal_records_and_quotes_of_them_make_no_finding(data):
 
 # -- the cause in the frames -------------------------------------------------
 
-# https://github.com/guohuadeng/app-odoo/issues/46 (tests/corpus): the message is Chinese
+# https://github.com/guohuadeng/app-odoo/issues/46 (tests/corpus, paths shortened): the message
+# is Chinese
 TRANSLATED_XPATH = """\
 Odoo Server Error
 
 Traceback (most recent call last):
-  File "/opt/odoo13/odoo/odoo/addons/base/models/ir_ui_view.py", line 671, in apply_inheritance_specs
+  File "/opt/odoo13/odoo/addons/base/models/ir_ui_view.py", line 671, in apply_inheritance_specs
     pre_locate=pre_locate)
-  File "/opt/odoo13/odoo/odoo/tools/template_inheritance.py", line 230, in apply_inheritance_specs
+  File "/opt/odoo13/odoo/tools/template_inheritance.py", line 230, in apply_inheritance_specs
     _("Element '%s' cannot be located in parent view") % tag
 ValueError: 父视图中没有找到元素 '<div id="appstore">'
 """.encode()
 
-# https://github.com/odoo/odoo/issues/153388 (tests/corpus): the last line is cut
+# https://github.com/odoo/odoo/issues/153388 (tests/corpus, paths shortened): the last line is cut
 CUT_XPATH = b"""\
 2024-02-09 07:56:12,506 10169 ERROR db_1326679 odoo.upgrade.util: Error in view 448
 Traceback (most recent call last):
-  File "/home/odoo/src/odoo/17.0/odoo/addons/base/models/ir_ui_view.py", line 890, in _combine
+  File "/home/odoo/src/odoo/addons/base/models/ir_ui_view.py", line 890, in _combine
     combined_arch = view.apply_inheritance_specs(combined_arch, arch)
-  File "/home/odoo/src/odoo/17.0/odoo/addons/base/models/ir_ui_view.py", line 827, in apply_inheritance_specs
+  File "/home/odoo/src/odoo/addons/base/models/ir_ui_view.py", line 827, in apply_inheritance_specs
     self._raise_view_error(str(e), specs_tree)
 """
 
@@ -127,15 +128,17 @@ def test_a_frame_of_an_inactive_type_is_skipped():
 
 # https://github.com/itpp-labs/sync-addons/issues/460 (tests/corpus): the cause is a headerless
 # traceback *before* the generic record
-CAUSE_BEFORE_WRAPPER = b"""\
-Traceback (most recent call last):
-  File "/home/odoo/src/odoo/odoo/addons/base/models/ir_module.py", line 381, in check_external_dependencies
-    raise UserError(msg % (module_name, e.args[0]))
-odoo.exceptions.UserError: Unable to install module "openapi" because an external dependency is not met: Python library not installed: bravado_core
-2023-06-20 09:17:31,791 4 CRITICAL db1 odoo.service.server: Failed to initialize database `db1`.
-Traceback (most recent call last):
-  File "/home/odoo/src/odoo/odoo/addons/base/models/ir_module.py", line 339, in _check_python_external_depend
-"""
+CAUSE_BEFORE_WRAPPER = (
+    b"Traceback (most recent call last):\n"
+    b'  File "/home/odoo/src/odoo/odoo/addons/base/models/ir_module.py", line 381, in '
+    b"check_external_dependencies\n"
+    b"    raise UserError(msg % (module_name, e.args[0]))\n"
+    b'odoo.exceptions.UserError: Unable to install module "openapi" because an external '
+    b"dependency is not met: Python library not installed: bravado_core\n"
+    b"2023-06-20 09:17:31,791 4 CRITICAL db1 odoo.service.server: Failed to initialize "
+    b"database `db1`.\nTraceback (most recent call last):\n"
+    b'  File "/home/odoo/src/odoo/odoo/addons/base/models/ir_module.py", line 339, in '
+    b"_check_python_external_depend\n")
 
 
 def test_a_cause_before_its_wrapper_absorbs_it():
@@ -175,12 +178,21 @@ def finding(kind, second, line, pid=7, generic=False):
     # two specific failures stay two categories
     ([("db_deadlock", 1, 1, 7, False), ("smtp_failure", 2, 9, 7, False)],
      ["db_deadlock", "smtp_failure"]),
+    # Odoo's "Connection to the database failed" gives way to the precise cause, either order
+    ([("db_connection_failed", 1, 1, 7, False), ("db_auth_failed", 1, 2, 7, False)],
+     ["db_auth_failed"]),
+    ([("db_auth_failed", 1, 1, 7, False), ("db_connection_failed", 1, 2, 7, False)],
+     ["db_auth_failed"]),
+    ([("db_connection_failed", 1, 1, 7, False), ("unknown", 1, 2, 7, False)],
+     ["db_connection_failed"]),
+    ([("db_connection_failed", 1, 1, 7, False), ("db_deadlock", 1, 2, 7, False)],
+     ["db_deadlock", "db_connection_failed"]),
     # another process, or later than the window: another failure
     ([("db_deadlock", 1, 1, 7, False), ("unknown", 2, 9, 8, False)], ["db_deadlock", "unknown"]),
     ([("db_deadlock", 1, 1, 7, False), ("unknown", 30, 9, 7, False)], ["db_deadlock", "unknown"]),
     # raw text (no pid, no timestamp) is close by lines
-    ([("python_dependency_missing", None, 1, None, False), ("registry_load_failed", 5, 20, 4, True)],
-     ["python_dependency_missing"]),
+    ([("python_dependency_missing", None, 1, None, False),
+      ("registry_load_failed", 5, 20, 4, True)], ["python_dependency_missing"]),
     ([("python_dependency_missing", None, 1, None, False),
       ("registry_load_failed", 5, 1 + classify.ABSORB_LINES + 1, 4, True)],
      ["python_dependency_missing", "registry_load_failed"]),

@@ -12,7 +12,7 @@ import pytest
 
 from engine.patterns import UNKNOWN, load_patterns
 from engine.scanner import DEFAULT_PATTERNS
-from tools.corpus import FORMS, load_corpus, parse_corpus, CorpusError
+from tools.corpus import FORMS, CorpusError, load_corpus, parse_corpus
 
 CORPUS = load_corpus()
 LOG_TYPES = [p.type for p in load_patterns(DEFAULT_PATTERNS).patterns]
