@@ -1,6 +1,6 @@
 """Write real Odoo 18 logs of failures for the corpus, one log per scenario.
 
-    .venv/bin/python tests/corpus/scripts/odoo18_failures.py OUTDIR [database]
+    .venv/bin/python tests/corpus/scripts/odoo18_failures.py OUTDIR [database|extra|pool]
 
 It uses the fixture modules of tests/samples/fixtures/addons (see its
 README.md) on a private PostgreSQL cluster:
@@ -18,6 +18,16 @@ With ``database``, it runs the database failures instead (``database.log``): a
 threaded server with tests/samples/fixtures/scripts/concurrency.py racing it
 (serialization failure, deadlock, NOWAIT lock), and an attachment whose file
 is deleted from the filestore before it is read.
+
+With ``extra`` (``extra.log``, ``extra-port.stderr.log``): a module left
+'to install' (the startup check and the cron worker skip the database), views
+and a cron created through RPC with <tree>, attrs and numbercall, one more
+deadlock race, and a second prefork server on the port of the first.
+
+With ``pool`` (``pool.log``, ``pool-role.log``, ``pool-update.log``): four
+slow requests at once on a server with ``--db_maxconn 2``, a second server
+while the database role is limited to one connection, and ``-u`` of the
+legacy cron module installed first without its numbercall/doall lines.
 
 Every line is Odoo's own; nothing is edited.
 """
@@ -160,8 +170,128 @@ def database(out):
             server.wait(timeout=60)
 
 
+def extra(out):
+    os.makedirs(out, exist_ok=True)
+    odoo = find_odoo()
+    if odoo is None:
+        sys.exit("error: no Odoo 18 found (odoo on PATH or ODOO_BIN)")
+    addons = odoo_addons_path(odoo) + "," + FIXTURES
+    scripts = os.path.join(ROOT, "tests", "samples", "fixtures", "scripts")
+    with PgCluster() as pg:
+        env = odoo_db_env(pg)
+        common = [odoo, *odoo_db_args(pg), f"--addons-path={addons}", "-d", DB,
+                  "--without-demo=all"]
+        subprocess.run(common + ["-i", "base,web,ah_fx_concurrency", "--stop-after-init",
+                                 f"--logfile={out}/extra-init.log"],
+                       env=env, check=True, stdin=subprocess.DEVNULL)
+        pg.psql("UPDATE ir_module_module SET state = 'to install' WHERE name = 'contacts'",
+                dbname=DB)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            common + [f"--http-port={port}", f"--gevent-port={free_port()}", "--workers=2",
+                      "--max-cron-threads=1", f"--logfile={out}/extra.log"],
+            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_up(base)
+            pg.psql(f"NOTIFY cron_trigger, '{DB}'")
+            views = [("<tree><field name='name'/></tree>", "ah.noise.tree"),
+                     ("<form><field name='name' attrs=\"{'invisible': [('id', '=', False)]}\"/>"
+                      "</form>", "ah.noise.attrs")]
+            for arch, name in views:
+                rpc(base, "ir.ui.view", "create",
+                    [{"name": name, "model": "res.partner", "arch": arch}])
+            model = rpc(base, "ir.model", "search", [[["model", "=", "res.partner"]]])["result"]
+            rpc(base, "ir.cron", "create", [{
+                "name": "ah noise cron", "model_id": model[0], "state": "code",
+                "code": "model.browse()", "numbercall": -1}])
+            subprocess.run([sys.executable, os.path.join(scripts, "concurrency.py"), "deadlock",
+                            base, DB, pg.dsn_for(DB)], stdin=subprocess.DEVNULL, timeout=300)
+            with open(f"{out}/extra-port.stderr.log", "wb") as stderr:
+                second = subprocess.Popen(
+                    [odoo, *odoo_db_args(pg), f"--http-port={port}", "--workers=2",
+                     f"--gevent-port={free_port()}"],
+                    env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+                try:
+                    second.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    second.terminate()
+                    second.wait(timeout=30)
+            time.sleep(70)  # the cron worker looks at the database at least once a minute
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def pool(out):
+    import shutil
+    import threading
+
+    os.makedirs(out, exist_ok=True)
+    odoo = find_odoo()
+    if odoo is None:
+        sys.exit("error: no Odoo 18 found (odoo on PATH or ODOO_BIN)")
+    legacy = os.path.join(out, "addons", "ah_fx_cron_legacy")
+    shutil.rmtree(legacy, ignore_errors=True)
+    shutil.copytree(os.path.join(FIXTURES, "ah_fx_cron_legacy"), legacy)
+    for folder, _dirs, files in os.walk(legacy):
+        for name in files:
+            if name.endswith(".xml"):
+                path = os.path.join(folder, name)
+                with open(path, encoding="utf-8") as handle:
+                    kept = [line for line in handle
+                            if "numbercall" not in line and "doall" not in line]
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.writelines(kept)
+    base_addons = odoo_addons_path(odoo)
+    with PgCluster() as pg:
+        env = odoo_db_env(pg)
+        common = [odoo, *odoo_db_args(pg), "-d", DB, "--without-demo=all"]
+        subprocess.run(common + [f"--addons-path={base_addons},{os.path.dirname(legacy)}",
+                                 "-i", "base,web,ah_fx_cron_legacy", "--stop-after-init",
+                                 f"--logfile={out}/pool-init.log"],
+                       env=env, check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(common + [f"--addons-path={base_addons},{FIXTURES}",
+                                 "-u", "ah_fx_cron_legacy", "--stop-after-init",
+                                 f"--logfile={out}/pool-update.log"],
+                       env=env, stdin=subprocess.DEVNULL)
+        subprocess.run(common + [f"--addons-path={base_addons},{FIXTURES}",
+                                 "-i", "ah_fx_concurrency", "--stop-after-init",
+                                 f"--logfile={out}/pool-init2.log"],
+                       env=env, check=True, stdin=subprocess.DEVNULL)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            common + [f"--addons-path={base_addons},{FIXTURES}", f"--http-port={port}",
+                      "--workers=0", "--max-cron-threads=0", "--db_maxconn=2",
+                      f"--logfile={out}/pool.log"],
+            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_up(base)
+            calls = [threading.Thread(target=rpc, args=(base, "res.partner", "ah_fx_sleep", [4]))
+                     for _ in range(4)]
+            for call in calls:
+                call.start()
+            for call in calls:
+                call.join()
+            pg.psql(f"ALTER ROLE {pg.user} CONNECTION LIMIT 1")
+            with open(f"{out}/pool-role.stderr.log", "wb") as stderr:
+                subprocess.run(common + [f"--addons-path={base_addons}", "--stop-after-init",
+                                         f"--logfile={out}/pool-role.log"],
+                               env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                               timeout=120)
+            pg.psql(f"ALTER ROLE {pg.user} CONNECTION LIMIT -1")
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
 if __name__ == "__main__":
-    if sys.argv[2:3] == ["database"]:
+    if sys.argv[2:3] == ["pool"]:
+        pool(os.path.abspath(sys.argv[1]))
+    elif sys.argv[2:3] == ["extra"]:
+        extra(os.path.abspath(sys.argv[1]))
+    elif sys.argv[2:3] == ["database"]:
         database(os.path.abspath(sys.argv[1]))
     else:
         main(os.path.abspath(sys.argv[1]))
