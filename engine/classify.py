@@ -134,8 +134,9 @@ FRAME_CAUSES = (
                r'^\s*File "[^"\n]*ir_mail_server\.py", line \d+, in (?:connect|send_email)$',
                "odoo/addons/base/models/ir_mail_server.py connect, send_email"),
     FrameCause("db_connection_failed",
-               r'^\s*File "[^"\n]*sql_db\.py", line \d+, in borrow$',
-               "odoo/sql_db.py ConnectionPool.borrow"),
+               r'^\s*File "[^"\n]*sql_db\.py", line \d+, in borrow$'
+               r'|^\s*File "[^"\n]*sql_db\.py", line \d+, in __init__\n\s*self\._cnx = pool\.borrow\(',
+               "odoo/sql_db.py ConnectionPool.borrow, or Cursor.__init__ calling it"),
     FrameCause("cron_job_failed",
                r'^\s*File "[^"\n]*ir_cron\.py", line \d+, in '
                r"_(?:callback|process_job|acquire_job|run_job)$",

@@ -98,13 +98,26 @@ Traceback (most recent call last):
 KeyError: 'project.sprint'
 """
 
+# https://github.com/ffaemy/my_odoo_modules/issues/2 (tests/corpus): a Windows path, cut
+# in Cursor.__init__ before the borrow frame
+CUT_BORROW = b"""\
+Exception in thread odoo.service.cron.cron0:
+Traceback (most recent call last):
+  File "C:\\Odoo18\\server\\odoo\\service\\server.py", line 522, in cron_thread
+    with contextlib.closing(conn.cursor()) as cr:
+  File "C:\\Odoo18\\server\\odoo\\sql_db.py", line 288, in __init__
+    self._cnx = pool.borrow(dsn)
+                ^^^^^^^^^^^^^^^^
+"""
+
 
 @pytest.mark.parametrize("data, expected", [
     (TRANSLATED_XPATH, "view_inheritance_broken"),
     (CUT_XPATH, "view_inheritance_broken"),
     (WRAPPED_XPATH, "view_inheritance_broken"),
     (CRON_KEYERROR, "cron_job_failed"),
-], ids=["translated", "cut", "wrapped", "generic-frame"])
+    (CUT_BORROW, "db_connection_failed"),
+], ids=["translated", "cut", "wrapped", "generic-frame", "cut-before-borrow"])
 def test_a_frame_gives_the_cause_when_no_specific_pattern_matched(data, expected):
     assert types(data) == [expected]
 
