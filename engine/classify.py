@@ -20,7 +20,10 @@ Three rules, each applied by :class:`engine.scanner.Scanner`:
    process, specific findings win over generic ones, and generic ones over
    unknown ones; a type of YIELDS_TO gives way to the more precise types it
    names. Two other specific findings of different types stay two
-   categories: they are two failures.
+   categories: they are two failures. What is left of a generic type (or of
+   a YIELDS_TO type) and comes again, close, from the same process and
+   database is the same failure said twice ("Failed to load registry", then
+   "Failed to initialize database"): it joins the first one's incident.
 
 >>> from datetime import datetime
 >>> from engine.incidents import Finding
@@ -37,7 +40,7 @@ Three rules, each applied by :class:`engine.scanner.Scanner`:
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from .patterns import UNKNOWN
@@ -135,7 +138,8 @@ FRAME_CAUSES = (
                "odoo/addons/base/models/ir_mail_server.py connect, send_email"),
     FrameCause("db_connection_failed",
                r'^\s*File "[^"\n]*sql_db\.py", line \d+, in borrow$'
-               r'|^\s*File "[^"\n]*sql_db\.py", line \d+, in __init__\n\s*self\._cnx = pool\.borrow\(',
+               r'|^\s*File "[^"\n]*sql_db\.py", line \d+, in __init__\n'
+               r"\s*self\._cnx = pool\.borrow\(",
                "odoo/sql_db.py ConnectionPool.borrow, or Cursor.__init__ calling it"),
     FrameCause("cron_job_failed",
                r'^\s*File "[^"\n]*ir_cron\.py", line \d+, in '
@@ -249,8 +253,63 @@ def absorb(findings):
 
     A specific finding is yielded at once. A generic or unknown finding is held
     until it is clear whether a stronger finding of the same failure follows;
-    one that follows a stronger finding of its failure is dropped at once.
+    one that follows a stronger finding of its failure is dropped at once. A
+    generic finding that repeats one of its failure joins its incident
+    (:func:`one_incident`).
     """
+    return one_incident(_absorb(findings))
+
+
+def one_incident(findings):
+    """*findings*, a generic repeat of a failure given the first one's fingerprint.
+
+    A finding of a generic or YIELDS_TO type, close after one of the same type
+    from the same process and database (within the window of the first), with
+    no conflicting captures, is that failure said again: Odoo logs "Failed to
+    load registry" and then "Failed to initialize database" for one failure,
+    "Connection to the database failed" and then the traceback of the refused
+    connection. Specific types keep their fingerprints: two of their findings
+    close together are two incidents when their fingerprints say so.
+
+    >>> from datetime import datetime
+    >>> from engine.incidents import Finding
+    >>> def finding(kind, second, fingerprint, generic=True, database="prod", **captures):
+    ...     return Finding(pattern_type=kind, severity="high", fingerprint=fingerprint,
+    ...                    signature=fingerprint, message="", path="odoo.log", line=second,
+    ...                    pid=7, generic=generic, database=database, captures=captures,
+    ...                    timestamp=datetime(2026, 11, 29, 10, 0, second))
+    >>> [f.fingerprint for f in one_incident([
+    ...     finding("registry_load_failed", 1, "load"),
+    ...     finding("registry_load_failed", 1, "init"),              # the same failure
+    ...     finding("registry_load_failed", 2, "other", database="test"),  # another database
+    ...     finding("cron_job_failed", 3, "a", action_id="4"),
+    ...     finding("cron_job_failed", 4, "b", action_id="5"),       # another job
+    ...     finding("smtp_failure", 5, "x", generic=False),
+    ...     finding("smtp_failure", 5, "y", generic=False),          # specific: kept
+    ...     finding("registry_load_failed", 30, "late")])]           # past the window
+    ['load', 'load', 'other', 'a', 'b', 'x', 'y', 'late']
+    """
+    first = {}  # (path, pid, database, type) -> the first finding of the failure
+    for finding in findings:
+        if _rank(finding) in (1, 1.5):
+            key = (finding.path, finding.pid, finding.database, finding.pattern_type)
+            anchor = first.get(key)
+            if anchor is not None and _close(anchor, finding) and _compatible(anchor, finding):
+                if finding.fingerprint != anchor.fingerprint:
+                    finding = replace(finding, fingerprint=anchor.fingerprint,
+                                      signature=anchor.signature)
+            else:
+                first[key] = finding
+        yield finding
+
+
+def _compatible(first, second):
+    """Whether no capture both findings have differs."""
+    return all(first.captures[name] == value for name, value in second.captures.items()
+               if name in first.captures)
+
+
+def _absorb(findings):
     held = []      # generic, unknown (and YIELDS_TO) findings waiting for their cause
     specific = {}  # path -> the last specific findings, per pid
     for finding in findings:

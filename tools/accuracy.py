@@ -112,28 +112,27 @@ def fingerprint_stability(outcomes):
 
     Entries that share a ``# failure:`` slug are one failure seen several
     times (other pids, ids, timestamps); every other entry with findings is a
-    failure of its own. Ideally each failure makes one incident.
+    failure of its own. A failure makes as many incidents as its findings have
+    distinct fingerprints; ideally one (two when it really holds two failures).
+    ``split`` lists the failures that make more incidents than they have types.
     """
     groups = defaultdict(list)
     for outcome in outcomes:
         if outcome.entry.is_none or not outcome.findings:
             continue
         groups[outcome.entry.failure or outcome.entry.ident].append(outcome)
+    made = {slug: len(aggregate([f for o in group for f in o.findings]))
+            for slug, group in groups.items()}
+    split = {slug: count for slug, count in made.items()
+             if count > max(1, len(groups[slug][0].expected))}
     repeated = {slug: group for slug, group in groups.items() if len(group) > 1}
-    split = {}
-    for slug, group in repeated.items():
-        wanted = set(group[0].expected)
-        findings = [f for o in group for f in o.findings if f.pattern_type in wanted]
-        count = len(aggregate(findings))
-        if count != 1:
-            split[slug] = count
-    incidents = len(aggregate([f for group in groups.values() for o in group for f in o.findings]))
+    incidents = sum(made.values())
     return {
         "failures": len(groups), "incidents": incidents,
         "incidents_per_failure": _ratio(incidents, len(groups)),
         "repeated_failures": len(repeated),
         "repeated_excerpts": sum(len(g) for g in repeated.values()),
-        "repeated_incidents": sum(split.get(slug, 1) for slug in repeated),
+        "repeated_incidents": sum(made[slug] for slug in repeated),
         "split": split,
     }
 
@@ -158,10 +157,11 @@ def report(summary, outcomes, out, misses=False):
     write(f"Odoo 16+ accuracy: {_pct(summary['accuracy_16_plus']).strip()} of "
           f"{summary['excerpts_16_plus']}\n")
     prints = summary["fingerprints"]
-    write(f"fingerprints: {prints['incidents']} incidents from {prints['failures']} distinct "
-          f"failures ({prints['incidents_per_failure'] or 0:.2f} per failure); "
-          f"{prints['repeated_failures']} failures seen in {prints['repeated_excerpts']} "
-          f"excerpts make {prints['repeated_incidents']} incidents\n")
+    write(f"fingerprints: {prints['failures']} distinct failures detected make "
+          f"{prints['incidents']} incidents ({prints['incidents_per_failure'] or 0:.2f} per "
+          f"failure); {prints['repeated_failures']} failures seen in "
+          f"{prints['repeated_excerpts']} excerpts make {prints['repeated_incidents']} "
+          f"incidents\n")
     for slug, count in prints["split"].items():
         write(f"  split: {slug} -> {count} incidents\n")
     if misses:

@@ -28,7 +28,7 @@ comments about the file.
 (('db_deadlock',), '16.0', 16, 'en', 1)
 >>> second.band, second.lang, second.failure, second.line
 (17, 'fr', 'pool-full', 10)
->>> parse_corpus("# source: a\\n# expect: none\\n", "y.txt")
+>>> parse_corpus("# source: a\\n# version: 18.0\\n# form: bare\\n# expect: none\\n", "y.txt")
 Traceback (most recent call last):
 ...
 tools.corpus.CorpusError: y.txt:1: entry has no text

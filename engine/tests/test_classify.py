@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from engine import classify
-from engine.incidents import Finding
+from engine.incidents import Finding, aggregate
 from engine.patterns import load_patterns
 from engine.scanner import DEFAULT_PATTERNS, Scanner
 
@@ -212,6 +212,40 @@ def finding(kind, second, line, pid=7, generic=False):
 ])
 def test_absorb(findings, kept):
     assert [f.pattern_type for f in classify.absorb([finding(*f) for f in findings])] == kept
+
+
+# https://github.com/odoo/odoo/pull/57587 (tests/corpus): one failure, two generic records
+LOAD_AND_INIT = (
+    b"2020-09-17 11:22:57,968 10815 ERROR test odoo.modules.registry: Failed to load registry \n"
+    b"2020-09-17 11:22:57,968 10815 CRITICAL test odoo.service.server: "
+    b"Failed to initialize database `test`. \n"
+    b"Traceback (most recent call last):\n"
+    b'  File "/home/odoo/odoo/odoo/odoo/tools/cache.py", line 85, in lookup\n'
+    b"    r = d[key]\n")
+
+# https://github.com/odoo/odoo/issues/19368 (tests/corpus): Odoo's INFO line, then the refusal
+REFUSED = b"""\
+2017-09-10 02:48:20,813 540 INFO db2 odoo.sql_db: Connection to the database failed
+2017-09-10 02:48:20,813 540 WARNING db2 odoo.addons.base.ir.ir_cron: Exception in cron:
+Traceback (most recent call last):
+  File "C:\\Program Files\\Odoo 10.0\\server\\odoo\\sql_db.py", line 586, in borrow
+  File "psycopg2\\__init__.pyc", line 164, in connect
+OperationalError: could not connect to server: Connection refused (0x0000274D/10061)
+"""
+
+
+@pytest.mark.parametrize("data, kind", [(LOAD_AND_INIT, "registry_load_failed"),
+                                        (REFUSED, "db_connection_failed")],
+                         ids=["load-and-init", "info-then-refusal"])
+def test_a_generic_failure_said_twice_is_one_incident(data, kind):
+    findings = list(SCANNER.scan_bytes(data))
+    assert [f.pattern_type for f in findings] == [kind, kind]
+    assert len(aggregate(findings)) == 1
+
+
+def test_generic_failures_of_two_databases_are_two_incidents():
+    other = LOAD_AND_INIT.replace(b"CRITICAL test", b"CRITICAL other")
+    assert len(aggregate(SCANNER.scan_bytes(other))) == 2
 
 
 # -- record forms ------------------------------------------------------------
