@@ -41,11 +41,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 # Optional prefix a collector puts before every line: the journal's or
-# syslog's "Nov 29 14:40:22 host odoo[123]: ", docker compose's "odoo_1  | ".
+# syslog's "Nov 29 14:40:22 host odoo[123]: ", docker compose's "odoo_1  | ",
+# a container console's own date and time glued to the line ("6/11/2020 14:26:06").
 _JOURNAL = rb"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ (?P<program>[^\s:\[]+)(?:\[\d+\])?: "
 _DOCKER = rb"[A-Za-z0-9][\w.-]* +\| ?"
-_PREFIX = rb"(?P<prefix>" + _JOURNAL + rb"|" + _DOCKER + rb")?"
-_LINE_PREFIX = re.compile(rb"^(?:" + _JOURNAL + rb"|" + _DOCKER + rb")")
+_CONSOLE = rb"\d{1,2}/\d{1,2}/\d{4} \d\d:\d\d:\d\d"
+_PREFIX = rb"(?P<prefix>" + _JOURNAL + rb"|" + _DOCKER + rb"|" + _CONSOLE + rb")?"
+_LINE_PREFIX = re.compile(rb"^(?:" + _JOURNAL + rb"|" + _DOCKER + rb"|" + _CONSOLE + rb")")
 _STAMP = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z_]+ "
 # A header whose timestamp was cut off when it was pasted: "[PID ]LEVEL DB LOGGER: ".
 _CUT = rb"(?:\d+ )?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ [\w.]+: "
@@ -141,6 +143,10 @@ def _strip_prefixes(text):
     Traceback (most recent call last):
       File "x.py", line 1
     MemoryError
+    >>> print(_strip_prefixes("6/11/2020 14:26:06Traceback (most recent call last):\\n"
+    ...                       "6/11/2020 14:26:06  File \\"x.py\\", line 1"))
+    Traceback (most recent call last):
+      File "x.py", line 1
     """
     lines = text.split("\n")
     if not _LINE_PREFIX.match(lines[0].encode("utf-8", "replace")):

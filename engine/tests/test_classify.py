@@ -261,6 +261,19 @@ def test_docker_prefixes_are_taken_off_every_line():
         "worker_memory_limit", "ERROR", "odoo.http")
 
 
+def test_a_console_date_glued_to_every_line_is_taken_off():
+    # https://github.com/odoo/odoo/issues/61506 (tests/corpus), shortened
+    data = ("6/11/2020 14:26:062020-11-06 17:26:06,425 983 ERROR primicia "
+            "odoo.addons.mail.models.mail_mail: failed sending mail (id: 2536) due to Fallo de "
+            "entrega de correo\n"
+            "6/11/2020 14:26:06La entrega de correo falló vía el servidor SMTP 'None'.\n"
+            "6/11/2020 14:26:06Traceback (most recent call last):\n"
+            '6/11/2020 14:26:06  File "/home/odoo/src/odoo/odoo/addons/base/models/'
+            'ir_mail_server.py", line 501, in send_email\n'
+            "6/11/2020 14:26:06smtplib.SMTPRecipientsRefused: {}\n").encode()
+    [found] = SCANNER.scan_bytes(data)
+    assert (found.pattern_type, found.level, found.database, found.pid, found.exception) == (
+        "smtp_failure", "ERROR", "primicia", 983, "smtplib.SMTPRecipientsRefused")
 def test_headers_with_their_timestamp_cut_off_are_records():
     # https://github.com/odoo/odoo/issues/193949 (tests/corpus): two records, pid and level kept
     data = (b"28774 INFO ? odoo.modules.graph: module second: Unmet dependencies: first\n"
