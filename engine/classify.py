@@ -52,9 +52,11 @@ from .patterns import UNKNOWN
 #: (``auto_heal.watchdog``), and the journal identifier of ``bin/auto-heal``.
 _OWN_LOGGER = re.compile(r"^(?:odoo\.addons\.)?auto_heal(?:\.|$)")
 _OWN_PROGRAM = re.compile(r"^auto[-_]heal(?:\[\d+\])?:")
-#: What auto_heal's own messages say when Odoo logs them (a UserError of an
-#: incident or fix run action, logged as a WARNING of odoo.http): the incident
-#: name "<type>: <message>", "Fix run ...", the watchdog command.
+#: What auto_heal's own messages say when Odoo logs them: the incident name
+#: "<type>: <message>", "Fix run ...", the watchdog command. Only the logger
+#: that logs a UserError of an action (odoo.http's WARNING) is read for them: a
+#: login or a record name that anyone can choose must not hide a real failure.
+_QUOTING_LOGGERS = frozenset({"odoo.http"})
 _QUOTES_OWN = re.compile(
     r"\b[Ii]ncident [a-z][a-z0-9_]*: "
     r"|\b[Ff]ix run\b"
@@ -84,6 +86,9 @@ def is_own_record(record):
     >>> own(b"2026-11-29 10:00:00,000 7 ERROR prod odoo.sql_db: bad query: x\\n"
     ...     b"ERROR: deadlock detected")
     False
+    >>> own(b"2026-11-29 10:00:00,000 7 INFO prod odoo.addons.base.models.res_users: "
+    ...     b"Login failed for db:prod login:Fix run from 203.0.113.9")
+    False
     """
     logger = record.logger or ""
     if _OWN_LOGGER.match(logger):
@@ -93,7 +98,7 @@ def is_own_record(record):
         return True
     if record.is_raw and _OWN_PROGRAM.match(_strip_journal_stamp(record.message)):
         return True
-    return bool(_QUOTES_OWN.search(record.message))
+    return logger in _QUOTING_LOGGERS and bool(_QUOTES_OWN.search(record.message))
 
 
 _JOURNAL_STAMP = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ")

@@ -51,6 +51,16 @@ def test_auto_heal_records_and_quotes_of_them_make_no_finding(data):
     assert types(data + DEADLOCK) == ["db_deadlock"]
 
 
+@pytest.mark.parametrize("data, kind", [
+    (b"2026-11-29 16:20:03,000 9401 INFO prod odoo.addons.base.models.res_users: "
+     b"Login failed for db:prod login:Fix run from 203.0.113.9\n", "login_failed"),
+    (b"2026-11-29 16:20:03,000 9401 ERROR prod odoo.sql_db: bad query: UPDATE res_partner "
+     b"SET name='Incident db_deadlock: x' WHERE id=7\nERROR: deadlock detected\n", "db_deadlock"),
+], ids=["chosen-login", "chosen-record-name"])
+def test_text_anyone_can_choose_does_not_hide_a_failure(data, kind):
+    assert types(data) == [kind]
+
+
 # -- the cause in the frames -------------------------------------------------
 
 # https://github.com/guohuadeng/app-odoo/issues/46 (tests/corpus, paths shortened): the message
