@@ -16,10 +16,11 @@ Three rules, each applied by :class:`engine.scanner.Scanner`:
 3. :func:`absorb`: one failure, one category. Odoo reports one failure in
    several records of one process within seconds: the cause, then the
    generic wrapper ("Failed to initialize database"), then maybe the request
-   that died of it (an unmatched ERROR). Among close findings of one
-   process, specific findings win over generic ones, and generic ones over
-   unknown ones; a type of YIELDS_TO gives way to the more precise types it
-   names. Two other specific findings of different types stay two
+   that died of it (an unmatched ERROR with the same exception). Among close
+   findings of one process, specific findings win over generic ones, and
+   both over unknown ones of the same failure (same exception, or raw stderr
+   text next to the record); a type of YIELDS_TO gives way to the more
+   precise types it names. Two other specific findings of different types stay two
    categories: they are two failures. What is left of a generic type (or of
    a YIELDS_TO type) and comes again, close, from the same process and
    database is the same failure said twice ("Failed to load registry", then
@@ -239,7 +240,22 @@ def _absorbs(strong, weak):
     """Whether *weak*, close to *strong*, says less about the same failure."""
     if _rank(weak) == 1.5:
         return strong.pattern_type in YIELDS_TO[weak.pattern_type]
+    if _rank(weak) == 0:
+        return _rank(strong) > 0 and _same_failure(strong, weak)
     return _rank(strong) > _rank(weak)
+
+
+def _same_failure(strong, unknown):
+    """Whether an *unknown* finding close to *strong* is more of its failure.
+
+    Only when one of them is raw text with no header (the stderr side of the
+    failure), or both died of the same exception (the request that died of
+    it). An unrelated error of the same process a second later stays an
+    incident of its own.
+    """
+    if strong.level is None or unknown.level is None:
+        return True
+    return bool(unknown.exception) and unknown.exception == strong.exception
 
 
 def _close(first, second):

@@ -180,9 +180,11 @@ def test_the_request_that_died_of_a_failure_is_no_second_category():
     assert set(types(data)) == {"db_connection_failed"}
 
 
-def finding(kind, second, line, pid=7, generic=False):
+def finding(kind, second, line, pid=7, generic=False, exception=""):
+    """A finding; *second* None means raw text (no header: no timestamp, no level)."""
     return Finding(pattern_type=kind, severity="high", fingerprint=f"{kind}{line}", signature="",
                    message="", path="odoo.log", line=line, pid=pid, generic=generic,
+                   exception=exception, level=None if second is None else "ERROR",
                    timestamp=None if second is None else datetime(2026, 11, 29, 10, 0, second))
 
 
@@ -193,11 +195,19 @@ def finding(kind, second, line, pid=7, generic=False):
     # specific before generic
     ([("cron_field_deprecated", 1, 1, 7, False), ("registry_load_failed", 2, 9, 7, True)],
      ["cron_field_deprecated"]),
-    # a generic finding beats an unknown one, in either order
-    ([("unknown", 1, 1, 7, False), ("registry_load_failed", 2, 9, 7, True)],
+    # a generic finding beats an unknown one that died of the same exception, in either order
+    ([("unknown", 1, 1, 7, False, "KeyError"), ("registry_load_failed", 2, 9, 7, True, "KeyError")],
      ["registry_load_failed"]),
-    ([("registry_load_failed", 1, 1, 7, True), ("unknown", 2, 9, 7, False)],
+    ([("registry_load_failed", 1, 1, 7, True, "KeyError"), ("unknown", 2, 9, 7, False, "KeyError")],
      ["registry_load_failed"]),
+    # an unknown error of another exception is another failure, even a second later
+    ([("db_deadlock", 1, 1, 7, False), ("unknown", 2, 9, 7, False, "RuntimeError")],
+     ["db_deadlock", "unknown"]),
+    ([("unknown", 1, 1, 7, False, "RuntimeError"), ("db_deadlock", 2, 9, 7, False)],
+     ["db_deadlock", "unknown"]),
+    # raw text next to a record is the stderr side of its failure
+    ([("db_connection_failed", 1, 1, 7, False), ("unknown", None, 5, None, False, "OSError")],
+     ["db_connection_failed"]),
     # two specific failures stay two categories
     ([("db_deadlock", 1, 1, 7, False), ("smtp_failure", 2, 9, 7, False)],
      ["db_deadlock", "smtp_failure"]),
@@ -206,8 +216,8 @@ def finding(kind, second, line, pid=7, generic=False):
      ["db_auth_failed"]),
     ([("db_auth_failed", 1, 1, 7, False), ("db_connection_failed", 1, 2, 7, False)],
      ["db_auth_failed"]),
-    ([("db_connection_failed", 1, 1, 7, False), ("unknown", 1, 2, 7, False)],
-     ["db_connection_failed"]),
+    ([("db_connection_failed", 1, 1, 7, False, "OperationalError"),
+      ("unknown", 1, 2, 7, False, "OperationalError")], ["db_connection_failed"]),
     ([("db_connection_failed", 1, 1, 7, False), ("db_deadlock", 1, 2, 7, False)],
      ["db_deadlock", "db_connection_failed"]),
     # another process, or later than the window: another failure
