@@ -2,6 +2,7 @@
 #   make test [ODOO=0] [PYTEST_ARGS="-k expr"] [ODOO_TAGS=/auto_heal:TestX]
 #                                                 pytest + the addon's tests in a real Odoo 18
 #   make run [PORT=8069]                          Odoo 18 with auto_heal + the watchdog
+#   make accuracy [ACCURACY_ARGS=--misses]        detection measured on tests/corpus
 #   make venv | lint | bench [BENCH_ARGS=...] | clean
 
 PYTHON ?= python3
@@ -13,12 +14,13 @@ ODOO   ?= 1
 PYTEST_ARGS ?=
 ODOO_TAGS   ?=
 BENCH_ARGS  ?=
+ACCURACY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test run lint bench clean
+.PHONY: help venv test run lint bench accuracy clean
 
 help:
-	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,6p' Makefile | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
@@ -43,6 +45,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@test -f bench/scan_bench.py || { echo "error: bench/scan_bench.py is not there yet" >&2; exit 1; }
 	$(PY) bench/scan_bench.py $(BENCH_ARGS)
+
+# Precision, recall, confusion pairs, false positives and fingerprints on tests/corpus.
+accuracy: $(STAMP)
+	@$(PY) -m tools.accuracy $(ACCURACY_ARGS)
 
 clean:
 	@if [ -f .run/pg/data/postmaster.pid ] && kill -0 "$$(head -n1 .run/pg/data/postmaster.pid)" 2>/dev/null; then \

@@ -40,17 +40,36 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-# Optional syslog/journal prefix: "Nov 29 14:40:22 host odoo[123]: ".
-_PREFIX = rb"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [^\s:\[]+(?:\[\d+\])?: )?"
+# Optional prefix a collector puts before every line: the journal's or
+# syslog's "Nov 29 14:40:22 host odoo[123]: ", docker compose's "odoo_1  | ",
+# a container console's own date and time glued to the line ("6/11/2020 14:26:06").
+_JOURNAL = rb"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ (?P<program>[^\s:\[]+)(?:\[\d+\])?: "
+_DOCKER = rb"[A-Za-z0-9][\w.-]* +\| ?"
+_CONSOLE = rb"\d{1,2}/\d{1,2}/\d{4} \d\d:\d\d:\d\d"
+_PREFIX = rb"(?P<prefix>" + _JOURNAL + rb"|" + _DOCKER + rb"|" + _CONSOLE + rb")?"
+_LINE_PREFIX = re.compile(rb"^(?:" + _JOURNAL + rb"|" + _DOCKER + rb"|" + _CONSOLE + rb")")
 _STAMP = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z_]+ "
+# A header whose timestamp was cut off when it was pasted: "[PID ]LEVEL DB LOGGER: ".
+_CUT = rb"(?:\d+ )?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+ [\w.]+: "
 
 #: Matches (with ``.match(data, pos)``) when a record header starts at pos.
-HEADER_START = re.compile(_PREFIX + _STAMP)
+HEADER_START = re.compile(_PREFIX + rb"(?:" + _STAMP + rb"|" + _CUT + rb")")
 
 _HEADER = re.compile(
     _PREFIX
     + rb"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<pid>\d+) (?P<level>[A-Z_]+) "
     rb"(?P<db>\S+) (?P<logger>[^\s:]+):? ?(?P<msg>[^\n]*)"
+)
+# The watchdog's own log has no database: "... 812 WARNING auto_heal.watchdog: msg".
+_HEADER_NO_DB = re.compile(
+    _PREFIX
+    + rb"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (?P<pid>\d+) (?P<level>[A-Z_]+) "
+    rb"(?P<logger>[\w.]+): ?(?P<msg>[^\n]*)"
+)
+_HEADER_CUT = re.compile(
+    _PREFIX
+    + rb"(?:(?P<pid>\d+) )?(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) (?P<db>\S+) "
+    rb"(?P<logger>[\w.]+): ?(?P<msg>[^\n]*)"
 )
 
 #: A record longer than this keeps its head and tail only: a multi-megabyte
@@ -76,6 +95,8 @@ class Record:
     level: str | None = None
     database: str | None = None
     logger: str | None = None
+    program: str | None = None
+    prefix: str | None = None
 
     @property
     def is_raw(self):
@@ -114,27 +135,82 @@ def parse_timestamp(stamp):
         return None
 
 
+def _strip_prefixes(text):
+    """*text* without the collector prefix its lines carry, when its first line has one.
+
+    >>> print(_strip_prefixes("odoo_1  | Traceback (most recent call last):\\n"
+    ...                       "odoo_1  |   File \\"x.py\\", line 1\\nodoo_1  | MemoryError"))
+    Traceback (most recent call last):
+      File "x.py", line 1
+    MemoryError
+    >>> print(_strip_prefixes("6/11/2020 14:26:06Traceback (most recent call last):\\n"
+    ...                       "6/11/2020 14:26:06  File \\"x.py\\", line 1"))
+    Traceback (most recent call last):
+      File "x.py", line 1
+    """
+    lines = text.split("\n")
+    if not _LINE_PREFIX.match(lines[0].encode("utf-8", "replace")):
+        return text
+    stripped = []
+    for line in lines:
+        raw = line.encode("utf-8", "replace")
+        match = _LINE_PREFIX.match(raw)
+        stripped.append(decode(raw[match.end():]) if match else line)
+    return "\n".join(stripped)
+
+
 def parse_record(raw, path="", line=0, offset=0):
-    """Build a :class:`Record` from the bytes of one record."""
+    """Build a :class:`Record` from the bytes of one record.
+
+    A header whose timestamp was cut off still gives level, database and
+    logger; collector prefixes (journal, docker compose) are taken off every
+    line, so patterns see Odoo's own text:
+
+    >>> rec = parse_record(b"odoo_1  | 2019-03-16 15:15:25,900 54 ERROR ? werkzeug: Error:\\n"
+    ...                    b"odoo_1  | Traceback (most recent call last):\\n"
+    ...                    b"odoo_1  | OSError: [Errno 98] Address already in use")
+    >>> rec.level, rec.logger, rec.text.splitlines()[-1]
+    ('ERROR', 'werkzeug', 'OSError: [Errno 98] Address already in use')
+    >>> rec = parse_record(b"28774 INFO ? odoo.modules.graph: module x: Unmet dependencies: y")
+    >>> rec.pid, rec.level, rec.database, rec.logger, rec.timestamp, rec.message
+    (28774, 'INFO', None, 'odoo.modules.graph', None, 'module x: Unmet dependencies: y')
+    >>> rec = parse_record(b"2026-11-29 14:40:22,045 812 WARNING auto_heal.watchdog: odoo is down")
+    >>> rec.database, rec.logger, rec.message
+    (None, 'auto_heal.watchdog', 'odoo is down')
+    """
     raw = _cap(raw)
     text = decode(raw).rstrip("\n")
     first, _, _ = text.partition("\n")
-    header = _HEADER.match(first.encode("utf-8", "replace"))
+    first_raw = first.encode("utf-8", "replace")
+    header = _HEADER.match(first_raw)
+    if header and header["db"].endswith(b":"):
+        header = _HEADER_NO_DB.match(first_raw)
     if not header:
-        return Record(text=text, message=first.strip(), path=path, line=line, offset=offset)
-    fields = {k: decode(v) for k, v in header.groupdict().items()}
-    database = fields["db"]
+        header = _HEADER_CUT.match(first_raw)
+    if not header:
+        prefix = _LINE_PREFIX.match(first_raw)
+        program = decode(prefix["program"]) if prefix and prefix["program"] else None
+        text = _strip_prefixes(text)
+        first, _, _ = text.partition("\n")
+        return Record(text=text, message=first.strip(), path=path, line=line, offset=offset,
+                      program=program, prefix=decode(prefix.group(0)) if prefix else None)
+    fields = {k: decode(v) if v is not None else None for k, v in header.groupdict().items()}
+    if fields["prefix"]:
+        text = _strip_prefixes(text)
+    database = fields.get("db")
     return Record(
         text=text,
         message=fields["msg"].strip(),
         path=path,
         line=line,
         offset=offset,
-        timestamp=parse_timestamp(fields["ts"]),
-        pid=int(fields["pid"]),
+        timestamp=parse_timestamp(fields["ts"]) if fields.get("ts") else None,
+        pid=int(fields["pid"]) if fields.get("pid") else None,
         level=fields["level"],
-        database=None if database == "?" else database,
+        database=None if database in (None, "?") else database,
         logger=fields["logger"],
+        program=fields.get("program"),
+        prefix=fields["prefix"],
     )
 
 

@@ -14,7 +14,8 @@ dropped one at a time.
 error, often in the next record of the same process. A finding of a generic
 pattern is therefore held until the next finding of the same process: when
 that one is specific and comes within a few seconds, it absorbs the generic
-one. The real Odoo 18 sample shows it:
+one (:mod:`engine.classify` has this rule, the frame causes, and the rule that
+auto_heal's own records are no findings). The real Odoo 18 sample shows it:
 
 >>> from engine.patterns import load_patterns
 >>> scanner = Scanner(load_patterns(DEFAULT_PATTERNS))
@@ -29,8 +30,8 @@ one. The real Odoo 18 sample shows it:
 
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
 
+from .classify import ABSORB_WINDOW, absorb, is_own_record, refine
 from .fingerprint import fingerprint, innermost_exception
 from .incidents import Finding, make_sample
 from .matcher import Matcher
@@ -43,8 +44,8 @@ from .secrets import mask_secrets
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PATTERNS = os.path.join(REPO_ROOT, "data", "patterns.json")
 
-#: How close a specific finding must follow a generic one to absorb it.
-ABSORB_WINDOW = timedelta(seconds=5)
+__all__ = ["ABSORB_WINDOW", "DEFAULT_PATTERNS", "REPO_ROOT", "ScanResult", "Scanner",
+           "make_finding"]
 
 _UNKNOWN_SEVERITY = {"CRITICAL": "critical", "ERROR": "medium", None: "high"}
 
@@ -70,6 +71,7 @@ class Scanner:
         if isinstance(patterns, PatternSet):
             patterns = patterns.patterns
         self.matcher = Matcher(patterns, backend=backend)
+        self._by_type = {pattern.type: pattern for pattern in self.matcher.patterns}
 
     @property
     def backend(self):
@@ -97,20 +99,7 @@ class Scanner:
 
     def iter_findings(self, blocks):
         """Findings of *blocks*, generic ones absorbed by what they wrap."""
-        held = {}  # (path, pid) -> generic finding waiting for its cause
-        for block in blocks:
-            for finding in self._block_findings(block):
-                key = (finding.path, finding.pid)
-                waiting = held.pop(key, None)
-                if waiting is not None and not (
-                    not finding.generic and _close(waiting, finding)
-                ):
-                    yield waiting
-                if finding.generic and finding.pid is not None:
-                    held[key] = finding
-                else:
-                    yield finding
-        yield from held.values()
+        return absorb(finding for block in blocks for finding in self._block_findings(block))
 
     def _block_findings(self, block):
         data = block.data
@@ -120,15 +109,13 @@ class Scanner:
             counted_to = start
             record = parse_record(data[start:end], path=block.path, line=line,
                                   offset=block.offset + start)
-            outcome = self.matcher.classify(record, candidates)
+            if is_own_record(record):
+                continue
+            if record.prefix:  # the prefilter saw the journal's or docker's prefixes
+                candidates = None
+            outcome = refine(record, self.matcher.classify(record, candidates), self._by_type)
             if outcome is not None:
                 yield make_finding(record, *outcome)
-
-
-def _close(generic, specific):
-    if generic.timestamp is None or specific.timestamp is None:
-        return False
-    return timedelta(0) <= specific.timestamp - generic.timestamp <= ABSORB_WINDOW
 
 
 def make_finding(record, pattern, match):
