@@ -4,7 +4,8 @@
 
     {"version": 1, "patterns": [
       {"type": "cron_field_deprecated",         # unique code
-       "regex": "...",                          # Python re, searched with re.MULTILINE
+       "regex": "...",                          # searched with re.MULTILINE; only what
+                                                # linear-time engines take (engine.linear)
        "severity": "high",                      # low | medium | high | critical
        "auto_fix": true,
        "fix_script": "remove_deprecated_cron_fields",
@@ -31,6 +32,13 @@ A broken pattern does not stop the others from loading:
 ...     print(error)
 pattern 'broken': regex: does not compile: missing ), unterminated subpattern at position 0
 pattern 'odd': severity: must be one of low, medium, high, critical, not 'urgent'
+
+A pattern only a backtracking engine could run is refused, by name:
+
+>>> PatternSet.from_entries([{"type": "redos", "regex": "(a+)+$", "severity": "low"}]).errors
+["pattern 'redos': regex: refused: nested repeats can match the same text in many ways, \
+so a backtracking engine may take exponential time; write the repeat once (for example a+ \
+instead of (a+)+)"]
 """
 
 import json
@@ -38,6 +46,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import EngineError, PatternError
+from .linear import NotLinear, check_linear
 from .records import LEVELS
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -147,6 +156,10 @@ def validate_entry(entry):
             raise PatternError(kind, "regex", f"does not compile: {exc}") from None
         if compiled.search("") is not None:
             raise PatternError(kind, "regex", "matches the empty string")
+        try:
+            check_linear(regex)
+        except NotLinear as exc:
+            raise PatternError(kind, "regex", f"refused: {exc}") from None
     levels = _as_names(entry, "levels", kind)
     for level in levels:
         if level not in LEVELS:
