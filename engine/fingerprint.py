@@ -38,6 +38,7 @@ _MAX_SIGNATURE_PART = 300
 
 _TRACEBACK = "Traceback (most recent call last):"
 _EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
+_UNINDENTED = re.compile(r"\n+(?=[^ \t\n])")
 
 
 @functools.lru_cache(maxsize=4096)  # the same messages come back again and again
@@ -73,18 +74,72 @@ def innermost_exception(text):
     if start < 0:
         return None
     position = start + len(_TRACEBACK)
-    while position < len(text):  # walk lines without splitting the whole text
+    if position < len(text) and text[position] != "\n":
+        # The rest of the header line counts as a line of its own.
         end = text.find("\n", position + 1)
-        end = len(text) if end < 0 else end
-        line = text[position:end].strip("\n")
-        position = end
-        if not line.strip() or line[0] in " \t":
-            continue
-        match = _EXCEPTION_LINE.match(line)
-        if match:
-            return match["cls"], (match["msg"] or "").strip()
-        return None
+        line = text[position:end if end >= 0 else len(text)]
+        if line.strip() and line[0] not in " \t":
+            return _exception(line)
+        position = end if end >= 0 else len(text)
+    while True:  # the first line after it that is not indented nor blank
+        found = _UNINDENTED.search(text, position)
+        if found is None:
+            return None
+        begin = found.end()
+        end = text.find("\n", begin)
+        line = text[begin:end if end >= 0 else len(text)]
+        if line.strip():
+            return _exception(line)
+        position = end if end >= 0 else len(text)
+
+
+def _exception(line):
+    match = _EXCEPTION_LINE.match(line)
+    if match:
+        return match["cls"], (match["msg"] or "").strip()
     return None
+
+
+#: Text that differs only in the digits 1-9 normalizes alike (every rule reads
+#: digits as \d, and the one literal digit, the 0 of 0x, is kept), so this
+#: cheap translation is the key of the fingerprint cache.
+_SHAPE = str.maketrans("123456789", "111111111")
+_MAX_CACHED = 1 << 16
+_cache = {}
+
+
+def shape(text):
+    """The cache key of *text*: its digits 1-9 all made 1.
+
+    >>> shape("Worker (31337) limit (2147483648) at 0x7f3a")
+    'Worker (11111) limit (1111111111) at 0x1f1a'
+    """
+    return text.translate(_SHAPE)
+
+
+def cached_fingerprint(pattern_type, message, *, database=None, exception=None, fields=None):
+    """:func:`fingerprint`, computed once per shape of its inputs.
+
+    Records that differ only in volatile numbers (pids, ids, durations) share
+    one shape, so a log of thousands of such records normalizes each shape
+    once.
+
+    >>> a = cached_fingerprint("db_deadlock", "UPDATE x SET a=1 WHERE id=7", database="prod")
+    >>> a == cached_fingerprint("db_deadlock", "UPDATE x SET a=2 WHERE id=9", database="prod")
+    True
+    >>> a == fingerprint("db_deadlock", "UPDATE x SET a=1 WHERE id=7", database="prod")
+    True
+    """
+    key = (pattern_type, database, message.translate(_SHAPE),
+           exception and (exception[0], exception[1].translate(_SHAPE)),
+           tuple(sorted(fields.items())) if fields else ())
+    found = _cache.get(key)
+    if found is None:
+        if len(_cache) >= _MAX_CACHED:
+            _cache.clear()
+        found = _cache[key] = fingerprint(pattern_type, message, database=database,
+                                          exception=exception, fields=fields)
+    return found
 
 
 def fingerprint(pattern_type, message, *, database=None, exception=None, fields=None):

@@ -103,12 +103,17 @@ class Cursor:
 
 @dataclass(slots=True)
 class Block:
-    """Complete records read from *path*, starting at byte *offset*, line *line*."""
+    """Complete records read from *path*, starting at byte *offset*, line *line*.
+
+    ``continued``: the block starts inside a record that the block before it
+    had to cut (longer than MAX_PENDING with no header in between).
+    """
 
     path: str
     data: bytes
     offset: int
     line: int
+    continued: bool = False
 
 
 def _head_hash(handle, length):
@@ -278,6 +283,7 @@ class LogReader:
         pending = b""        # starts at a record boundary: file offset `offset`
         checked = 0          # lines starting before this were already examined
         budget_hit = False
+        continued = False    # pending starts inside a record cut at MAX_PENDING
         while True:
             # Stop at the budget, but only once a block went out: a single
             # record larger than the budget must not stall the cursor forever.
@@ -289,25 +295,31 @@ class LogReader:
             if not chunk:
                 break
             self.bytes_read += len(chunk)
-            pending += chunk
+            pending = pending + chunk if pending else chunk
             # A header starting the last (even partial) line closes the record
             # before it.
             cut = _last_record_start(pending, checked, len(pending))
-            last_newline = pending.rfind(b"\n")
+            last_newline = pending.rfind(b"\n", checked)
+            if last_newline < 0 and checked:
+                last_newline = checked - 1
             checked = last_newline + 1
+            cut_inside = False
             if cut == 0 and len(pending) > MAX_PENDING:
                 cut = last_newline + 1 if last_newline >= 0 else len(pending)
+                cut_inside = True
             if cut:
-                block = Block(path, pending[:cut], offset, line)
+                block = Block(path, pending[:cut] if cut < len(pending) else pending,
+                              offset, line, continued)
                 line += block.data.count(b"\n")
                 offset += cut
-                pending = pending[cut:]
+                pending = pending[cut:] if cut < len(pending) else b""
                 checked = max(0, checked - cut)
+                continued = cut_inside
                 self.blocks_read += 1
                 yield block
         # Bytes after the budget were not read, so the last record may go on.
         if pending and not budget_hit and (final or self._settled(pending, stat)):
-            yield Block(path, pending, offset, line)
+            yield Block(path, pending, offset, line, continued)
             line += pending.count(b"\n")
             offset += len(pending)
         elif pending:

@@ -36,6 +36,7 @@ Anything else is raw text, and undecodable bytes never stop the reader:
 False
 """
 
+import bisect
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,18 @@ _HEAD_KEEP = 768 << 10
 _TAIL_KEEP = 192 << 10
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+#: What Python's re may search in one record: patterns are checked to never
+#: backtrack exponentially (engine.linear), and at most quadratically, so a
+#: bound on the text bounds the time. Longer lines keep their head, longer
+#: records their head and tail.
+REGEX_LINE_CHARS = 8 << 10
+REGEX_TEXT_CHARS = 64 << 10
+_REGEX_HEAD = 48 << 10
+_REGEX_TAIL = REGEX_TEXT_CHARS - _REGEX_HEAD
+
+#: The start of the line after a record: a newline and a header.
+_NEXT_HEADER = re.compile(b"\n(?=" + _PREFIX + _STAMP + b")")
 
 
 @dataclass(slots=True)
@@ -114,28 +127,137 @@ def parse_timestamp(stamp):
         return None
 
 
+_seconds = {}  # "2026-11-29 14:40:22" -> datetime: records share their second
+
+
+def _timestamp(stamp):
+    second = _seconds.get(stamp[:19])
+    if second is None:
+        second = parse_timestamp(stamp[:19] + ",000")
+        if second is None:
+            return None
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        _seconds[stamp[:19]] = second
+    return second.replace(microsecond=int(stamp[20:23]) * 1000)
+
+
 def parse_record(raw, path="", line=0, offset=0):
     """Build a :class:`Record` from the bytes of one record."""
     raw = _cap(raw)
     text = decode(raw).rstrip("\n")
-    first, _, _ = text.partition("\n")
-    header = _HEADER.match(first.encode("utf-8", "replace"))
+    header = _HEADER.match(raw)
     if not header:
+        first, _, _ = text.partition("\n")
         return Record(text=text, message=first.strip(), path=path, line=line, offset=offset)
-    fields = {k: decode(v) for k, v in header.groupdict().items()}
-    database = fields["db"]
+    stamp, pid, level, database, logger, message = header.groups()
+    database = decode(database)
     return Record(
         text=text,
-        message=fields["msg"].strip(),
+        message=decode(message).strip(),
         path=path,
         line=line,
         offset=offset,
-        timestamp=parse_timestamp(fields["ts"]),
-        pid=int(fields["pid"]),
-        level=fields["level"],
+        timestamp=_timestamp(stamp.decode("ascii")),
+        pid=int(pid),
+        level=level.decode("ascii"),
         database=None if database == "?" else database,
-        logger=fields["logger"],
+        logger=decode(logger),
     )
+
+
+def _cut_lines(text, limit):
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    if max(map(len, lines)) <= limit:
+        return text
+    return "\n".join(line[:limit] for line in lines)
+
+
+def regex_view(text):
+    """The part of a record's *text* patterns search (see REGEX_TEXT_CHARS).
+
+    >>> view = regex_view("x" * 20000 + "\\nend")
+    >>> len(view), view.endswith("\\nend")
+    (8196, True)
+    >>> regex_view("short") == "short"
+    True
+    """
+    if len(text) <= REGEX_LINE_CHARS:
+        return text
+    if len(text) > REGEX_TEXT_CHARS:
+        text = text[:_REGEX_HEAD] + "\n" + text[-_REGEX_TAIL:]
+    return _cut_lines(text, REGEX_LINE_CHARS)
+
+
+class LineCappedView:
+    """Bytes with every line cut to REGEX_LINE_CHARS, and the way back to offsets.
+
+    >>> view = LineCappedView(b"a\\n" + b"b" * 9000 + b"\\nc\\n")
+    >>> len(view.data), view.offset(view.data.index(b"c"))
+    (8197, 9003)
+    """
+
+    def __init__(self, data, limit=REGEX_LINE_CHARS):
+        self.data, self._starts = data, None
+        lines = data.split(b"\n")
+        if max(map(len, lines)) <= limit:
+            return
+        view_starts, data_starts, view_at, data_at = [], [], 0, 0
+        for line in lines:
+            view_starts.append(view_at)
+            data_starts.append(data_at)
+            view_at += min(len(line), limit) + 1
+            data_at += len(line) + 1
+        self.data = b"\n".join(line[:limit] for line in lines)
+        self._starts = (view_starts, data_starts)
+
+    def offset(self, view_offset):
+        """The offset in the original bytes of *view_offset*."""
+        if self._starts is None:
+            return view_offset
+        view_starts, data_starts = self._starts
+        line = bisect.bisect_right(view_starts, view_offset) - 1
+        return data_starts[line] + view_offset - view_starts[line]
+
+
+def record_start(data, pos, floor=0, max_lines=64):
+    """Start of the record holding byte *pos*: its header line, *floor* at the least.
+
+    *floor* is a record boundary (the end of the record before, or the start
+    of *data*), so the walk back never passes it: a header is searched line by
+    line for *max_lines* lines, then forward from *floor*, so the cost stays
+    linear in the distance however long the record is.
+
+    >>> data = (b"2026-11-29 14:40:22,044 1 ERROR db a: x\\n"
+    ...         b"2026-11-29 14:40:22,045 1 CRITICAL db b: y\\nTraceback\\n  z\\n")
+    >>> record_start(data, data.index(b"  z"))
+    40
+    """
+    start = data.rfind(b"\n", floor, pos) + 1
+    if start < floor:
+        start = floor
+    for _ in range(max_lines):
+        if start <= floor or HEADER_START.match(data, start):
+            return max(start, floor)
+        start = data.rfind(b"\n", floor, start - 1) + 1
+    last = floor
+    for match in _NEXT_HEADER.finditer(data, floor, pos):
+        last = match.start() + 1
+    return last
+
+
+def record_end(data, pos):
+    """End of the record holding byte *pos*: the start of the next header line.
+
+    >>> data = (b"2026-11-29 14:40:22,045 1 ERROR db b: y\\nTraceback\\n  z\\n"
+    ...         b"2026-11-29 14:40:23,000 1 INFO db c: w\\n")
+    >>> data[:record_end(data, 3)].endswith(b"  z\\n")
+    True
+    """
+    found = _NEXT_HEADER.search(data, pos)
+    return found.start() + 1 if found else len(data)
 
 
 def record_bounds(data, pos, max_lines=5000):

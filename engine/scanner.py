@@ -29,14 +29,14 @@ one. The real Odoo 18 sample shows it:
 
 import os
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from .fingerprint import fingerprint, innermost_exception
-from .incidents import Finding, make_sample
+from .fingerprint import cached_fingerprint, innermost_exception
+from .incidents import Finding, Incident, make_sample
 from .matcher import Matcher
 from .patterns import UNKNOWN, PatternSet
 from .reader import Block, LogReader
-from .records import parse_record
+from .records import parse_record, regex_view
 from .secrets import mask_secrets
 
 #: The repository (and addon) root, and its data/patterns.json.
@@ -61,34 +61,53 @@ class ScanResult:
     warnings: list = field(default_factory=list)
     rotated: bool = False
     truncated: bool = False
+    #: How many findings the scan made (also when they were folded, not kept).
+    finding_count: int = 0
 
 
 class Scanner:
-    """Match records of log files against a :class:`PatternSet`."""
+    """Match records of log files against a :class:`PatternSet`.
 
-    def __init__(self, patterns, backend="auto"):
+    ``cache_dir`` is a folder of the caller's own where the compiled pattern
+    database is kept between processes (see :mod:`engine.matcher`).
+    """
+
+    def __init__(self, patterns, backend="auto", cache_dir=None):
         if isinstance(patterns, PatternSet):
             patterns = patterns.patterns
-        self.matcher = Matcher(patterns, backend=backend)
+        self.matcher = Matcher(patterns, backend=backend, cache_dir=cache_dir)
 
     @property
     def backend(self):
         return self.matcher.backend
 
-    def scan_file(self, path, cursor=None, *, final=True, settle_seconds=10.0, max_bytes=None):
+    def scan_file(self, path, cursor=None, *, final=True, settle_seconds=10.0, max_bytes=None,
+                  incidents=None):
         """Scan the new part of *path* after *cursor* (all of it without one).
 
         ``final=False`` is an incremental scan: a last record that may still
         grow is left for the next scan. Raises LogSourceError when the file
         cannot be read; nothing else about the file's content raises.
+
+        With *incidents* (a dict, as :func:`engine.incidents.aggregate` keeps
+        it), findings are folded into it as they come and not kept, so memory
+        does not grow with the number of findings: ``findings`` stays empty
+        and ``finding_count`` says how many there were.
         """
         reader = LogReader(path, cursor, final=final, settle_seconds=settle_seconds,
                            max_bytes=max_bytes)
-        findings = list(self.iter_findings(reader.blocks()))
+        findings = self.iter_findings(reader.blocks())
+        if incidents is None:
+            findings = list(findings)
+            count = len(findings)
+        else:
+            count = fold(findings, incidents)
+            findings = []
         return ScanResult(
             path=path, findings=findings, cursor=reader.cursor,
             bytes_scanned=reader.bytes_read, held_back=reader.held_back,
             warnings=reader.warnings, rotated=reader.rotated, truncated=reader.truncated,
+            finding_count=count,
         )
 
     def scan_bytes(self, data, path="<memory>"):
@@ -113,16 +132,36 @@ class Scanner:
         yield from held.values()
 
     def _block_findings(self, block):
+        """Findings of one block: one per record, one per pattern and record.
+
+        A record longer than the reader's block limit arrives in several
+        blocks (``continued``); its later parts give no finding of a type an
+        earlier part already gave.
+        """
         data = block.data
         counted_to, line = 0, block.line
-        for start, end, candidates in self.matcher.hit_records(data):
+        matcher = self.matcher
+        carried = self._open_types if block.continued and self._open_path == block.path else None
+        self._open_path, self._open_types = block.path, set()
+        for start, end, candidates in matcher.hit_records(data):
             line += data.count(b"\n", counted_to, start)
             counted_to = start
             record = parse_record(data[start:end], path=block.path, line=line,
                                   offset=block.offset + start)
-            outcome = self.matcher.classify(record, candidates)
-            if outcome is not None:
-                yield make_finding(record, *outcome)
+            text = regex_view(record.text)
+            outcome = matcher.classify(record, candidates, text)
+            if outcome is None:
+                continue
+            kind = outcome[0].type if outcome[0] is not None else UNKNOWN
+            if start == 0 and carried is not None:
+                if kind in carried:
+                    continue
+                carried.add(kind)
+            if end == len(data):  # the record may go on in the next block
+                self._open_types = carried if start == 0 and carried is not None else {kind}
+            yield make_finding(record, *outcome, text=text)
+
+    _open_path, _open_types = None, set()
 
 
 def _close(generic, specific):
@@ -131,19 +170,25 @@ def _close(generic, specific):
     return timedelta(0) <= specific.timestamp - generic.timestamp <= ABSORB_WINDOW
 
 
-def make_finding(record, pattern, match):
-    """A :class:`Finding` for *record*; *pattern* None means unknown."""
+def make_finding(record, pattern, match, text=None):
+    """A :class:`Finding` for *record*; *pattern* None means unknown.
+
+    *text* is what *match* was searched in (the record's regex view). The
+    finding's sample is made from the record's text only when it is read
+    (:func:`fold` reads it for an incident's first occurrence only).
+    """
     exception = innermost_exception(record.text)
     message = record.message
     if record.is_raw:
         # Raw text has no header: the line that matched says the most.
         anchor = match.start() if match is not None else None
+        searched = record.text if text is None else text
         if anchor is None and exception:
             message = f"{exception[0]}: {exception[1]}" if exception[1] else exception[0]
         elif anchor is not None:
-            line_start = record.text.rfind("\n", 0, anchor) + 1
-            line_end = record.text.find("\n", anchor)
-            message = record.text[line_start:line_end if line_end >= 0 else None].strip()
+            line_start = searched.rfind("\n", 0, anchor) + 1
+            line_end = searched.find("\n", anchor)
+            message = searched[line_start:line_end if line_end >= 0 else None].strip()
     if pattern is None:
         kind, severity = UNKNOWN, _UNKNOWN_SEVERITY.get(record.level, "high")
         fields, captures = {}, {}
@@ -151,18 +196,18 @@ def make_finding(record, pattern, match):
         kind, severity = pattern.type, pattern.severity
         captures = {k: mask_secrets(v) for k, v in match.groupdict().items() if v is not None}
         fields = {name: captures.get(name, "") for name in pattern.fingerprint_fields}
-    digest, signature = fingerprint(kind, message, database=record.database,
-                                    exception=exception, fields=fields)
-    return Finding(
+    digest, signature = cached_fingerprint(kind, message, database=record.database,
+                                           exception=exception, fields=fields)
+    finding = _LazyFinding(
         pattern_type=kind,
         severity=severity,
         fingerprint=digest,
-        signature=mask_secrets(signature),
+        signature=_masked_signature(signature),
         message=mask_secrets(message),
         path=record.path,
         line=record.line,
         timestamp=record.timestamp,
-        sample=make_sample(record.text),
+        sample=None,
         level=record.level,
         database=record.database,
         logger=record.logger,
@@ -172,3 +217,63 @@ def make_finding(record, pattern, match):
         generic=bool(pattern and pattern.generic),
         fix_script=pattern.fix_script if pattern else "",
     )
+    finding._text = record.text
+    return finding
+
+
+_masked = {}
+
+
+def _masked_signature(signature):
+    found = _masked.get(signature)
+    if found is None:
+        if len(_masked) > 1 << 16:
+            _masked.clear()
+        found = _masked[signature] = mask_secrets(signature)
+    return found
+
+
+_SAMPLE = Finding.__dict__["sample"]  # the slot under the property below
+
+
+class _LazyFinding(Finding):
+    """A :class:`Finding` whose sample is made when first read, then kept."""
+
+    __slots__ = ("_text",)
+
+    @property
+    def sample(self):
+        value = _SAMPLE.__get__(self)
+        if value is None:
+            value = make_sample(self._text)
+            _SAMPLE.__set__(self, value)
+            self._text = None
+        return value
+
+    @sample.setter
+    def sample(self, value):
+        _SAMPLE.__set__(self, value)
+
+
+def fold(findings, incidents):
+    """Fold *findings* into *incidents* like :func:`engine.incidents.aggregate`.
+
+    Returns how many findings there were. A finding that is not the first
+    occurrence of its incident never makes its sample.
+    """
+    count = 0
+    for finding in findings:
+        count += 1
+        incident = incidents.get(finding.fingerprint)
+        if incident is None:
+            incidents[finding.fingerprint] = Incident.from_finding(finding)
+            continue
+        key = (finding.timestamp or _LATEST, finding.path, finding.line)
+        if isinstance(finding, _LazyFinding) and key >= incident._first_key:
+            _SAMPLE.__set__(finding, "")  # not the first occurrence: its sample is not used
+            finding._text = None
+        incident.add(finding)
+    return count
+
+
+_LATEST = datetime.max
