@@ -100,12 +100,15 @@ def _exception(line):
     return None
 
 
-#: Text that differs only in the digits 1-9 normalizes alike (every rule reads
-#: digits as \d, and the one literal digit, the 0 of 0x, is kept), so this
-#: cheap translation is the key of the fingerprint cache.
+#: Text that differs only in the digits 1-9 normalizes alike wherever the
+#: rules replace those digits (every rule reads digits as \\d, and the one
+#: literal digit, the 0 of 0x, is kept). So a normalized text with no digit
+#: 1-9 left is cached under this cheap translation of its input.
 _SHAPE = str.maketrans("123456789", "111111111")
+_NONZERO_DIGIT = re.compile(r"[1-9]")
 _MAX_CACHED = 1 << 16
-_cache = {}
+_by_shape = {}
+_by_parts = {}
 
 
 def shape(text):
@@ -117,28 +120,54 @@ def shape(text):
     return text.translate(_SHAPE)
 
 
+def _normalize_shaped(text):
+    key = text.translate(_SHAPE)
+    found = _by_shape.get(key)
+    if found is None:
+        found = normalize(text)
+        if _NONZERO_DIGIT.search(found):
+            return found  # digits survived: only the exact text shares this result
+        if len(_by_shape) >= _MAX_CACHED:
+            _by_shape.clear()
+        _by_shape[key] = found
+    return found
+
+
 def cached_fingerprint(pattern_type, message, *, database=None, exception=None, fields=None):
-    """:func:`fingerprint`, computed once per shape of its inputs.
+    """:func:`fingerprint`, normalizing once per shape of the message.
 
     Records that differ only in volatile numbers (pids, ids, durations) share
     one shape, so a log of thousands of such records normalizes each shape
-    once.
+    once; a number the rules keep (``request.1395``) keeps its records apart.
 
     >>> a = cached_fingerprint("db_deadlock", "UPDATE x SET a=1 WHERE id=7", database="prod")
     >>> a == cached_fingerprint("db_deadlock", "UPDATE x SET a=2 WHERE id=9", database="prod")
     True
     >>> a == fingerprint("db_deadlock", "UPDATE x SET a=1 WHERE id=7", database="prod")
     True
+    >>> (cached_fingerprint("x", "request.1395 failed")
+    ...  == cached_fingerprint("x", "request.1396 failed"))
+    False
     """
-    key = (pattern_type, database, message.translate(_SHAPE),
-           exception and (exception[0], exception[1].translate(_SHAPE)),
+    normalized = _normalize_shaped(message)
+    exc = None
+    if exception:
+        cls, exc_message = exception
+        exc = f"{cls}: {_normalize_shaped(exc_message)}" if exc_message else cls
+    key = (pattern_type, database, normalized, exc,
            tuple(sorted(fields.items())) if fields else ())
-    found = _cache.get(key)
+    found = _by_parts.get(key)
     if found is None:
-        if len(_cache) >= _MAX_CACHED:
-            _cache.clear()
-        found = _cache[key] = fingerprint(pattern_type, message, database=database,
-                                          exception=exception, fields=fields)
+        parts = [pattern_type, database or "-", normalized]
+        if exc:
+            parts.append(exc)
+        for name, value in key[4]:
+            parts.append(f"{name}={value}")
+        signature = " | ".join(parts)
+        digest = hashlib.sha1(signature.encode("utf-8", "replace")).hexdigest()[:16]
+        if len(_by_parts) >= _MAX_CACHED:
+            _by_parts.clear()
+        found = _by_parts[key] = (digest, signature)
     return found
 
 

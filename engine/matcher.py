@@ -169,6 +169,25 @@ class _HyperscanPrefilter:
         return found
 
 
+def prepare_cache_dir(path):
+    """*path* made (mode 0700) and checked as a folder of ours, or None.
+
+    A folder that is a symlink, someone else's, or writable by others is not
+    used: the cache then stays in memory.
+    """
+    if not path:
+        return None
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if (not stat_module.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid()
+            or info.st_mode & 0o022):
+        return None
+    return path
+
+
 def _cache_path(cache_dir, digest):
     return os.path.join(cache_dir, f"hyperscan-{digest[:32]}.db")
 

@@ -768,13 +768,16 @@ class _Detector:
         if self.state:
             for path in self.logs:
                 self.cursors[path] = self.state.cursor(path)
-        self.scanner = Scanner(_load_patterns(args.patterns))
+        from engine.matcher import prepare_cache_dir
+
+        # The compiled pattern database is kept in the state folder's cache/.
+        self.scanner = Scanner(_load_patterns(args.patterns),
+                               cache_dir=prepare_cache_dir(_default_dir("cache")))
 
     def scan(self, tolerate_missing=False):
         from engine.errors import LogSourceError
-        from engine.incidents import aggregate
 
-        findings, scanned = [], 0
+        incidents, scanned = {}, 0
         for path in self.logs:
             try:
                 result = self.scanner.scan_file(
@@ -782,6 +785,7 @@ class _Detector:
                     self.cursors.get(path),
                     final=not self.incremental,
                     settle_seconds=self.args.settle,
+                    incidents=incidents,  # folded as found: memory stays flat
                 )
             except LogSourceError as exc:
                 if not tolerate_missing:
@@ -794,13 +798,12 @@ class _Detector:
             for message in result.warnings:
                 warning("%s: %s" % (path, message))
             self.cursors[path] = result.cursor
-            findings.extend(result.findings)
             scanned += result.bytes_scanned
         if self.state is not None:
             for path, cursor in self.cursors.items():
                 self.state.set_cursor(path, cursor)
             self.state.save()
-        return _select(aggregate(findings), self.args.min_severity), scanned
+        return _select(list(incidents.values()), self.args.min_severity), scanned
 
     def report(self, incidents, scanned, out, follow=False, quiet_if_empty=False):
         if self.args.json:
