@@ -38,7 +38,7 @@ _MAX_SIGNATURE_PART = 300
 
 _TRACEBACK = "Traceback (most recent call last):"
 _EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
-_UNINDENTED = re.compile(r"\n+(?=[^ \t\n])")
+_UNINDENTED = re.compile(r"\n(?=[^ \t\n])")
 
 
 @functools.lru_cache(maxsize=4096)  # the same messages come back again and again

@@ -114,9 +114,9 @@ def sources_digest(backend, sources):
 
 
 def _accepted_by(compile_all, sources):
-    """Indexes of *sources* that *compile_all* accepts, found by halving.
+    """``(compiled, indexes)``: *sources* that *compile_all* accepts, found by halving.
 
-    One compile when all are fine; about 2·log2(n) per refused source.
+    One compile when all are fine; about 2·log2(n) more per refused source.
     """
     def split(indexes):
         if not indexes:
@@ -129,7 +129,12 @@ def _accepted_by(compile_all, sources):
                 return []
             middle = len(indexes) // 2
             return split(indexes[:middle]) + split(indexes[middle:])
-    return split(list(range(len(sources))))
+    everything = list(range(len(sources)))
+    try:
+        return compile_all(sources), everything
+    except Exception:  # noqa: BLE001
+        accepted = split(everything)
+    return (compile_all([sources[i] for i in accepted]) if accepted else None), accepted
 
 
 def _compile_hyperscan(expressions):
@@ -150,8 +155,7 @@ class _HyperscanPrefilter:
         if cached is not None:
             self.database, self.ids = cached
             return
-        self.ids = _accepted_by(_compile_hyperscan, sources)
-        self.database = _compile_hyperscan([sources[i] for i in self.ids]) if self.ids else None
+        self.database, self.ids = _accepted_by(_compile_hyperscan, sources)
         if cache_dir and self.database is not None:
             _store_cached(cache_dir, self.digest, self.database, self.ids)
 
@@ -225,7 +229,8 @@ def _load_cached(cache_dir, digest):
             or hashlib.sha256(ids + b"\n" + body).hexdigest().encode() != checksum):
         return None
     try:
-        database = hyperscan.loadb(bytearray(body), hyperscan.HS_MODE_BLOCK)
+        database = hyperscan.loadb(body, hyperscan.HS_MODE_BLOCK)
+        database.scratch = hyperscan.Scratch(database)
     except Exception:  # noqa: BLE001 - hyperscan.error or a bad mode: just compile again
         return None
     try:
@@ -290,8 +295,7 @@ class _Re2Prefilter:
     name = "re2"
 
     def __init__(self, sources, cache_dir=None):
-        self.ids = _accepted_by(_compile_re2, sources)
-        self.regex = _compile_re2([sources[i] for i in self.ids]) if self.ids else None
+        self.regex, self.ids = _accepted_by(_compile_re2, sources)
 
     def hits(self, data):
         # The pattern id is unknown here: classification tries every pattern.

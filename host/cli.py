@@ -809,11 +809,11 @@ class _Detector:
         if self.args.json:
             if quiet_if_empty and not incidents:
                 return
-            doc = {"incidents": [i.to_dict() for i in incidents], "bytes_scanned": scanned}
             if follow:
+                doc = {"incidents": [i.to_dict() for i in incidents], "bytes_scanned": scanned}
                 out.write(json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n")
             else:
-                out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+                _write_json_report(incidents, scanned, out)
         else:
             for incident in incidents:
                 _print_incident_text(incident, out)
@@ -827,6 +827,32 @@ class _Detector:
                 else:
                     out.write("no incidents, %d bytes scanned\n" % scanned)
         out.flush()
+
+
+def _write_json_report(incidents, scanned, out):
+    """``json.dumps({"incidents": [...], "bytes_scanned": n}, indent=2)``, written
+    one incident at a time so that a large report never sits in memory twice.
+
+    >>> import io
+    >>> class Incident:
+    ...     def to_dict(self):
+    ...         return {"pattern": "x", "captures": {"a": "b"}}
+    >>> out = io.StringIO()
+    >>> _write_json_report([Incident(), Incident()], 7, out)
+    >>> doc = {"incidents": [Incident().to_dict()] * 2, "bytes_scanned": 7}
+    >>> out.getvalue() == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    True
+    """
+    if not incidents:
+        out.write(json.dumps({"incidents": [], "bytes_scanned": scanned}, indent=2) + "\n")
+        return
+    out.write('{\n  "incidents": [\n')
+    for number, incident in enumerate(incidents):
+        text = json.dumps(incident.to_dict(), indent=2, ensure_ascii=False)
+        # JSON strings hold no raw newline: every newline is the encoder's.
+        out.write("    " + text.replace("\n", "\n    "))
+        out.write(",\n" if number < len(incidents) - 1 else "\n")
+    out.write('  ],\n  "bytes_scanned": %s\n}\n' % json.dumps(scanned))
 
 
 def _raise_interrupt(signum, frame):
