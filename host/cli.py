@@ -840,7 +840,7 @@ def _write_json_report(incidents, scanned, out):
     >>> out = io.StringIO()
     >>> _write_json_report([Incident(), Incident()], 7, out)
     >>> doc = {"incidents": [Incident().to_dict()] * 2, "bytes_scanned": 7}
-    >>> out.getvalue() == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    >>> out.getvalue() == json.dumps(doc, indent=2, ensure_ascii=False) + chr(10)
     True
     """
     if not incidents:
