@@ -271,9 +271,9 @@ def _exponential(automaton):
         node = stack.pop()
         p, q = node
         out = []
-        for p2, ways_p in follow[p].items():
+        for p2 in follow[p]:
             mask = masks[p2]
-            for q2, ways_q in follow[q].items():
+            for q2 in follow[q]:
                 if mask & masks[q2]:
                     pair = (p2, q2) if p2 <= q2 else (q2, p2)
                     out.append(pair)

@@ -58,20 +58,12 @@ True
 """
 
 import hashlib
+import importlib
 import json
 import os
 import re
 import stat as stat_module
 import threading
-
-try:  # Optional accelerators; the engine works without them.
-    import hyperscan
-except ImportError:  # pragma: no cover - depends on the host
-    hyperscan = None
-try:
-    import re2
-except ImportError:  # pragma: no cover - depends on the host
-    re2 = None
 
 from .literals import required_literals
 from .records import LineCappedView, regex_view
@@ -96,6 +88,27 @@ _CACHE_MAGIC = b"auto_heal hyperscan database 1\n"
 _compiled = {}  # (backend, digest) -> prefilter; one compile per pattern set per process
 _compiled_lock = threading.Lock()
 
+# The optional accelerators are imported when first needed: a watchdog that
+# only probes never pays their memory. ``matcher.hyperscan`` / ``matcher.re2``
+# are the modules, or None when they are not installed.
+_LIBRARIES = {"hyperscan": "hyperscan", "re2": "re2"}
+_loaded = {}
+
+
+def _library(name):
+    if name not in _loaded:
+        try:
+            _loaded[name] = importlib.import_module(_LIBRARIES[name])
+        except ImportError:  # pragma: no cover - depends on the host
+            _loaded[name] = None
+    return _loaded[name]
+
+
+def __getattr__(name):
+    if name in _LIBRARIES:
+        return _library(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _prefilter_source(regex):
     """A pattern rewritten for the prefilter: no names, one hit per line.
@@ -108,7 +121,7 @@ def _prefilter_source(regex):
 
 def sources_digest(backend, sources):
     """The key of one compiled pattern set: backend, library version, sources."""
-    version = getattr(hyperscan, "__version__", "") if backend == "hyperscan" else ""
+    version = getattr(_library("hyperscan"), "__version__", "") if backend == "hyperscan" else ""
     text = json.dumps([backend, version, list(sources)], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -138,6 +151,7 @@ def _accepted_by(compile_all, sources):
 
 
 def _compile_hyperscan(expressions):
+    hyperscan = _library("hyperscan")
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     encoded = [s.encode("utf-8") for s in expressions]
     database.compile(expressions=encoded, ids=list(range(len(encoded))),
@@ -204,6 +218,7 @@ def _load_cached(cache_dir, digest):
     by others, of bounded size, and its hash must match before hyperscan
     deserializes a single byte.
     """
+    hyperscan = _library("hyperscan")
     path = _cache_path(cache_dir, digest)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -245,7 +260,7 @@ def _load_cached(cache_dir, digest):
 def _store_cached(cache_dir, digest, database, ids):
     """Write the serialized database atomically (temporary file, fsync, rename)."""
     try:
-        body = bytes(hyperscan.dumpb(database))
+        body = bytes(_library("hyperscan").dumpb(database))
     except Exception:  # noqa: BLE001 - an old hyperscan without serialization
         return
     ids_text = json.dumps(ids).encode("ascii")
@@ -278,7 +293,7 @@ def _store_cached(cache_dir, digest, database, ids):
 
 
 def _re2_options():
-    options = re2.Options()
+    options = _library("re2").Options()
     options.max_mem = 256 << 20
     options.log_errors = False  # a refused pattern is reported by the matcher; no stderr noise
     return options
@@ -286,7 +301,7 @@ def _re2_options():
 
 def _compile_re2(sources):
     alternation = "|".join(f"(?:{s})" for s in sources)
-    return re2.compile(b"(?m)" + alternation.encode("utf-8"), _re2_options())
+    return _library("re2").compile(b"(?m)" + alternation.encode("utf-8"), _re2_options())
 
 
 class _Re2Prefilter:
@@ -359,7 +374,9 @@ _PREFILTERS = {"hyperscan": _HyperscanPrefilter, "re2": _Re2Prefilter, "re": _Py
 
 
 def _available(name):
-    return {"hyperscan": hyperscan is not None, "re2": re2 is not None, "re": True}.get(name)
+    if name == "re":
+        return True
+    return name in _LIBRARIES and _library(name) is not None
 
 
 def default_backend():

@@ -108,8 +108,21 @@ def decode(raw):
 def _cap(raw):
     if len(raw) <= MAX_RECORD_BYTES:
         return raw
-    omitted = len(raw) - _HEAD_KEEP - _TAIL_KEEP
-    return b"%s\n[... %d bytes omitted ...]\n%s" % (raw[:_HEAD_KEEP], omitted, raw[-_TAIL_KEEP:])
+    return record_bytes(raw, 0, len(raw))
+
+
+def record_bytes(data, start, end):
+    """``data[start:end]``, its middle left out past MAX_RECORD_BYTES, without
+    ever copying the whole record.
+
+    >>> record_bytes(b"abc", 1, 3)
+    b'bc'
+    """
+    if end - start <= MAX_RECORD_BYTES:
+        return data[start:end]
+    omitted = end - start - _HEAD_KEEP - _TAIL_KEEP
+    return b"%s\n[... %d bytes omitted ...]\n%s" % (
+        data[start:start + _HEAD_KEEP], omitted, data[end - _TAIL_KEEP:end])
 
 
 def parse_timestamp(stamp):

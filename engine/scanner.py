@@ -36,7 +36,7 @@ from .incidents import Finding, Incident, make_sample
 from .matcher import Matcher
 from .patterns import UNKNOWN, PatternSet
 from .reader import Block, LogReader
-from .records import parse_record, regex_view
+from .records import parse_record, record_bytes, regex_view
 from .secrets import mask_secrets
 
 #: The repository (and addon) root, and its data/patterns.json.
@@ -129,6 +129,7 @@ class Scanner:
                     held[key] = finding
                 else:
                     yield finding
+            block = None  # not kept while the reader fills the next one
         yield from held.values()
 
     def _block_findings(self, block):
@@ -146,7 +147,7 @@ class Scanner:
         for start, end, candidates in matcher.hit_records(data):
             line += data.count(b"\n", counted_to, start)
             counted_to = start
-            record = parse_record(data[start:end], path=block.path, line=line,
+            record = parse_record(record_bytes(data, start, end), path=block.path, line=line,
                                   offset=block.offset + start)
             text = regex_view(record.text)
             outcome = matcher.classify(record, candidates, text)
@@ -191,11 +192,13 @@ def make_finding(record, pattern, match, text=None):
             message = searched[line_start:line_end if line_end >= 0 else None].strip()
     if pattern is None:
         kind, severity = UNKNOWN, _UNKNOWN_SEVERITY.get(record.level, "high")
-        fields, captures = {}, {}
+        fields = None
     else:
         kind, severity = pattern.type, pattern.severity
-        captures = {k: mask_secrets(v) for k, v in match.groupdict().items() if v is not None}
-        fields = {name: captures.get(name, "") for name in pattern.fingerprint_fields}
+        fields = {}
+        for name in pattern.fingerprint_fields:
+            value = match.group(name)
+            fields[name] = "" if value is None else mask_secrets(value)
     digest, signature = cached_fingerprint(kind, message, database=record.database,
                                            exception=exception, fields=fields)
     finding = _LazyFinding(
@@ -203,7 +206,7 @@ def make_finding(record, pattern, match, text=None):
         severity=severity,
         fingerprint=digest,
         signature=_masked_signature(signature),
-        message=mask_secrets(message),
+        message=None,
         path=record.path,
         line=record.line,
         timestamp=record.timestamp,
@@ -213,11 +216,11 @@ def make_finding(record, pattern, match, text=None):
         logger=record.logger,
         pid=record.pid,
         exception=exception[0] if exception else "",
-        captures=captures,
+        captures=None,
         generic=bool(pattern and pattern.generic),
         fix_script=pattern.fix_script if pattern else "",
     )
-    finding._text = record.text
+    finding._text, finding._message, finding._match = record.text, message, match
     return finding
 
 
@@ -233,13 +236,17 @@ def _masked_signature(signature):
     return found
 
 
-_SAMPLE = Finding.__dict__["sample"]  # the slot under the property below
+# The slots under the properties below.
+_SAMPLE = Finding.__dict__["sample"]
+_MESSAGE = Finding.__dict__["message"]
+_CAPTURES = Finding.__dict__["captures"]
 
 
 class _LazyFinding(Finding):
-    """A :class:`Finding` whose sample is made when first read, then kept."""
+    """A :class:`Finding` whose sample, masked message and captures are made
+    when first read, then kept: most findings only add to a count."""
 
-    __slots__ = ("_text",)
+    __slots__ = ("_text", "_message", "_match")
 
     @property
     def sample(self):
@@ -253,6 +260,40 @@ class _LazyFinding(Finding):
     @sample.setter
     def sample(self, value):
         _SAMPLE.__set__(self, value)
+
+    @property
+    def message(self):
+        value = _MESSAGE.__get__(self)
+        if value is None:
+            value = mask_secrets(self._message)
+            _MESSAGE.__set__(self, value)
+        return value
+
+    @message.setter
+    def message(self, value):
+        _MESSAGE.__set__(self, value)
+
+    @property
+    def captures(self):
+        value = _CAPTURES.__get__(self)
+        if value is None:
+            match = self._match
+            value = {} if match is None else {
+                k: mask_secrets(v) for k, v in match.groupdict().items() if v is not None}
+            _CAPTURES.__set__(self, value)
+            self._match = None
+        return value
+
+    @captures.setter
+    def captures(self, value):
+        _CAPTURES.__set__(self, value)
+
+    def _forget(self):
+        """Not a first occurrence: what only a first occurrence shows is not kept."""
+        _SAMPLE.__set__(self, "")
+        _MESSAGE.__set__(self, "")
+        _CAPTURES.__set__(self, {})
+        self._text = self._message = self._match = None
 
 
 def fold(findings, incidents):
@@ -270,8 +311,7 @@ def fold(findings, incidents):
             continue
         key = (finding.timestamp or _LATEST, finding.path, finding.line)
         if isinstance(finding, _LazyFinding) and key >= incident._first_key:
-            _SAMPLE.__set__(finding, "")  # not the first occurrence: its sample is not used
-            finding._text = None
+            finding._forget()  # not the first occurrence: sample, message, captures unused
         incident.add(finding)
     return count
 
