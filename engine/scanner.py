@@ -27,7 +27,9 @@ one. The real Odoo 18 sample shows it:
 ('/srv/addons/legacy_cron/data/cron.xml', '3', 18)
 """
 
+import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,7 +103,7 @@ class Scanner:
             findings = list(findings)
             count = len(findings)
         else:
-            count = fold(findings, incidents)
+            count = fold(findings, incidents, spill=True)
             findings = []
         return ScanResult(
             path=path, findings=findings, cursor=reader.cursor,
@@ -296,23 +298,90 @@ class _LazyFinding(Finding):
         self._text = self._message = self._match = None
 
 
-def fold(findings, incidents):
+_SPILLED = ("signature", "message", "sample", "source_path", "source_line", "database",
+            "exception", "captures", "fix_script")
+
+
+class _Spill:
+    """An anonymous temporary file holding what incidents show but never count by."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile(prefix="auto_heal_incidents_")  # noqa: SIM115
+        self.end = 0
+
+    def put(self, values):
+        raw = json.dumps(values, ensure_ascii=False).encode("utf-8")
+        self.file.seek(self.end)
+        self.file.write(raw)
+        where = (self.end, len(raw))
+        self.end += len(raw)
+        return where
+
+    def get(self, where):
+        self.file.seek(where[0])
+        return json.loads(self.file.read(where[1]).decode("utf-8"))
+
+
+def _spilled(name):
+    def get(self):
+        pending = self.__dict__.get("_pending")
+        if pending is not None and name in pending:
+            return pending[name]
+        return self._spill.get(self.__dict__["_where"])[name]
+
+    def put(self, value):
+        self.__dict__.setdefault("_pending", {})[name] = value
+
+    return property(get, put)
+
+
+class _SpilledIncident(Incident):
+    """An :class:`Incident` whose texts (sample, message, signature...) live in a
+    :class:`_Spill`: memory holds its counts only, however many incidents a
+    large log makes. Reading a text loads it again; nothing is cached."""
+
+    for _name in _SPILLED:
+        locals()[_name] = _spilled(_name)
+    del _name
+
+    def _flush(self, spill):
+        pending = self.__dict__.pop("_pending", None)
+        if not pending:
+            return
+        where = self.__dict__.get("_where")
+        values = spill.get(where) if where is not None else {}
+        values.update(pending)
+        if isinstance(values.get("captures"), dict):
+            values["captures"] = dict(values["captures"])
+        self._spill = spill
+        self._where = spill.put(values)
+
+
+def fold(findings, incidents, spill=False):
     """Fold *findings* into *incidents* like :func:`engine.incidents.aggregate`.
 
     Returns how many findings there were. A finding that is not the first
-    occurrence of its incident never makes its sample.
+    occurrence of its incident never makes its sample. With *spill*, new
+    incidents keep their texts in a temporary file (see _SpilledIncident).
     """
+    store = _Spill() if spill else None
     count = 0
     for finding in findings:
         count += 1
         incident = incidents.get(finding.fingerprint)
         if incident is None:
-            incidents[finding.fingerprint] = Incident.from_finding(finding)
+            if store is None:
+                incidents[finding.fingerprint] = Incident.from_finding(finding)
+            else:
+                incident = incidents[finding.fingerprint] = _SpilledIncident.from_finding(finding)
+                incident._flush(store)
             continue
         key = (finding.timestamp or _LATEST, finding.path, finding.line)
         if isinstance(finding, _LazyFinding) and key >= incident._first_key:
             finding._forget()  # not the first occurrence: sample, message, captures unused
         incident.add(finding)
+        if isinstance(incident, _SpilledIncident):
+            incident._flush(incident._spill)
     return count
 
 
