@@ -106,7 +106,7 @@ def _exception(line):
 #: 1-9 left is cached under this cheap translation of its input.
 _SHAPE = str.maketrans("123456789", "111111111")
 _NONZERO_DIGIT = re.compile(r"[1-9]")
-_MAX_CACHED = 1 << 16
+_MAX_CACHED = 1 << 13  # entries per cache: a few MB at most
 _by_shape = {}
 _by_parts = {}
 

@@ -232,7 +232,7 @@ _masked = {}
 def _masked_signature(signature):
     found = _masked.get(signature)
     if found is None:
-        if len(_masked) > 1 << 16:
+        if len(_masked) > 1 << 13:
             _masked.clear()
         found = _masked[signature] = mask_secrets(signature)
     return found
