@@ -169,7 +169,10 @@ class _HyperscanPrefilter:
         if cached is not None:
             self.database, self.ids = cached
             return
-        self.database, self.ids = _accepted_by(_compile_hyperscan, sources)
+        compiled = _compile_in_child(sources)
+        if compiled is None:  # no fork here, or the child failed: compile in-process
+            compiled = _accepted_by(_compile_hyperscan, sources)
+        self.database, self.ids = compiled
         if cache_dir and self.database is not None:
             _store_cached(cache_dir, self.digest, self.database, self.ids)
 
@@ -206,6 +209,55 @@ def prepare_cache_dir(path):
     return path
 
 
+def _compile_in_child(sources):
+    """``(database, accepted ids)`` compiled by a forked child, or None.
+
+    Hyperscan's compiler takes several megabytes the process would keep as
+    resident memory for ever; a child compiles, sends the serialized database
+    through a pipe and exits, so the watchdog stays small. The bytes are
+    checked as the cache file's are (the same format, the same hash). The
+    child only compiles and writes, so forking beside other threads is safe.
+    """
+    hyperscan = _library("hyperscan")
+    if not hasattr(os, "fork"):
+        return None
+    digest = sources_digest("hyperscan", sources)
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            os.close(read_end)
+            database, ids = _accepted_by(_compile_hyperscan, sources)
+            if database is not None:
+                payload = _cache_payload(digest, database, ids)
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(write_end, view):]
+                status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    with os.fdopen(read_end, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > MAX_CACHE_BYTES:
+                break
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or hyperscan is None:
+        return None
+    return _parse_payload(b"".join(chunks), digest)
+
+
 def _cache_path(cache_dir, digest):
     return os.path.join(cache_dir, f"hyperscan-{digest[:32]}.db")
 
@@ -218,7 +270,6 @@ def _load_cached(cache_dir, digest):
     by others, of bounded size, and its hash must match before hyperscan
     deserializes a single byte.
     """
-    hyperscan = _library("hyperscan")
     path = _cache_path(cache_dir, digest)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -235,6 +286,12 @@ def _load_cached(cache_dir, digest):
         return None
     finally:
         os.close(fd)
+    return _parse_payload(raw, digest)
+
+
+def _parse_payload(raw, digest):
+    """The database and ids of a serialized payload, once its hash checks out."""
+    hyperscan = _library("hyperscan")
     try:
         header, body = raw.split(b"\n\n", 1)
         magic, key, ids, checksum = header.split(b"\n")
@@ -244,28 +301,32 @@ def _load_cached(cache_dir, digest):
             or hashlib.sha256(ids + b"\n" + body).hexdigest().encode() != checksum):
         return None
     try:
-        database = hyperscan.loadb(body, hyperscan.HS_MODE_BLOCK)
-        database.scratch = hyperscan.Scratch(database)
-    except Exception:  # noqa: BLE001 - hyperscan.error or a bad mode: just compile again
-        return None
-    try:
         accepted = json.loads(ids.decode("ascii"))
     except ValueError:
         return None
     if not isinstance(accepted, list) or not all(isinstance(i, int) for i in accepted):
         return None
+    try:
+        database = hyperscan.loadb(body, hyperscan.HS_MODE_BLOCK)
+        database.scratch = hyperscan.Scratch(database)
+    except Exception:  # noqa: BLE001 - hyperscan.error or a bad mode: just compile again
+        return None
     return database, accepted
+
+
+def _cache_payload(digest, database, ids):
+    body = bytes(_library("hyperscan").dumpb(database))
+    ids_text = json.dumps(ids).encode("ascii")
+    checksum = hashlib.sha256(ids_text + b"\n" + body).hexdigest().encode()
+    return _CACHE_MAGIC + digest.encode() + b"\n" + ids_text + b"\n" + checksum + b"\n\n" + body
 
 
 def _store_cached(cache_dir, digest, database, ids):
     """Write the serialized database atomically (temporary file, fsync, rename)."""
     try:
-        body = bytes(_library("hyperscan").dumpb(database))
+        payload = _cache_payload(digest, database, ids)
     except Exception:  # noqa: BLE001 - an old hyperscan without serialization
         return
-    ids_text = json.dumps(ids).encode("ascii")
-    checksum = hashlib.sha256(ids_text + b"\n" + body).hexdigest().encode()
-    payload = _CACHE_MAGIC + digest.encode() + b"\n" + ids_text + b"\n" + checksum + b"\n\n" + body
     if len(payload) > MAX_CACHE_BYTES:
         return
     try:

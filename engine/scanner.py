@@ -29,7 +29,6 @@ one. The real Odoo 18 sample shows it:
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -306,6 +305,8 @@ class _Spill:
     """An anonymous temporary file holding what incidents show but never count by."""
 
     def __init__(self):
+        import tempfile  # only detect's one-shot scans spill
+
         self.file = tempfile.TemporaryFile(prefix="auto_heal_incidents_")  # noqa: SIM115
         self.end = 0
 
