@@ -308,11 +308,13 @@ class _Spill:
         import tempfile  # only detect's one-shot scans spill
 
         self.file = tempfile.TemporaryFile(prefix="auto_heal_incidents_")  # noqa: SIM115
-        self.end = 0
+        self.end, self.at_end = 0, True
 
     def put(self, values):
         raw = json.dumps(values, ensure_ascii=False).encode("utf-8")
-        self.file.seek(self.end)
+        if not self.at_end:  # a seek flushes the buffer: only after a read
+            self.file.seek(self.end)
+            self.at_end = True
         self.file.write(raw)
         where = (self.end, len(raw))
         self.end += len(raw)
@@ -320,6 +322,7 @@ class _Spill:
 
     def get(self, where):
         self.file.seek(where[0])
+        self.at_end = False
         return json.loads(self.file.read(where[1]).decode("utf-8"))
 
 
