@@ -41,9 +41,42 @@ _EXCEPTION_LINE = re.compile(r"^(?P<cls>[A-Za-z_][\w.]*)(?::\s?(?P<msg>.*))?$")
 _UNINDENTED = re.compile(r"\n(?=[^ \t\n])")
 
 
+_DIGIT = re.compile(r"\d")
+_ODD_SPACE = re.compile(r"[^\S ]|  ")  # what \s+ -> " " would change
+(_TS, _CLF_TS, _UUID, _FILESTORE, _STR, _IP, _HEX, _NUMBER, _SPACE) = (r for r, _ in _RULES)
+
+
 @functools.lru_cache(maxsize=4096)  # the same messages come back again and again
 def normalize(text):
-    """Replace the variable parts of *text* by placeholders."""
+    """Replace the variable parts of *text* by placeholders.
+
+    The rules of ``_RULES`` in order; a rule is skipped when the text lacks
+    a character every match of it needs (most messages have no quote, no
+    slash, no timestamp), which gives the same result for less work.
+    """
+    if ":" in text and "-" in text:
+        text = _TS.sub("<ts>", text)
+    if "/" in text and ":" in text:
+        text = _CLF_TS.sub("<ts>", text)
+    if "-" in text:
+        text = _UUID.sub("<uuid>", text)
+    if "/filestore/" in text:
+        text = _FILESTORE.sub("<filestore>", text)
+    if "'" in text or '"' in text or "`" in text:
+        text = _STR.sub("<str>", text)
+    if "." in text and _DIGIT.search(text):
+        text = _IP.sub("<ip>", text)
+    if _DIGIT.search(text):
+        text = _HEX.sub("<hex>", text)
+        if _DIGIT.search(text):
+            text = _NUMBER.sub("<n>", text)
+    if _ODD_SPACE.search(text):
+        text = _SPACE.sub(" ", text)
+    return text.strip()[:_MAX_SIGNATURE_PART]
+
+
+def _normalize_by_every_rule(text):
+    """The reference :func:`normalize` is checked against (tests)."""
     for regex, placeholder in _RULES:
         text = regex.sub(placeholder, text)
     return text.strip()[:_MAX_SIGNATURE_PART]
