@@ -331,6 +331,9 @@ def _spilled(name):
         pending = self.__dict__.get("_pending")
         if pending is not None and name in pending:
             return pending[name]
+        loaded = self.__dict__.get("_loaded")
+        if loaded is not None:
+            return loaded[name]
         return self._spill.get(self.__dict__["_where"])[name]
 
     def put(self, value):
@@ -347,6 +350,13 @@ class _SpilledIncident(Incident):
     for _name in _SPILLED:
         locals()[_name] = _spilled(_name)
     del _name
+
+    def to_dict(self):
+        self.__dict__["_loaded"] = self._spill.get(self.__dict__["_where"])  # one read
+        try:
+            return super().to_dict()
+        finally:
+            del self.__dict__["_loaded"]
 
     def _flush(self, spill):
         pending = self.__dict__.pop("_pending", None)
