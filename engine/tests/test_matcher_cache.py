@@ -117,7 +117,7 @@ def test_a_cache_folder_another_user_controls_is_not_used(tmp_path):
         assert prepare_cache_dir(link) is None
         assert prepare_cache_dir(str(tmp_path / "mine")) == str(tmp_path / "mine")
     finally:
-        for root, dirs, files in os.walk(base, topdown=False):
+        for root, dirs, _files in os.walk(base, topdown=False):
             for entry in dirs:
                 os.rmdir(os.path.join(root, entry))
         os.rmdir(base)
