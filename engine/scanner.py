@@ -29,6 +29,7 @@ one. The real Odoo 18 sample shows it:
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,12 +38,14 @@ from .incidents import Finding, Incident, make_sample
 from .matcher import Matcher
 from .patterns import UNKNOWN, PatternSet
 from .reader import Block, LogReader
-from .records import parse_record, record_bytes, regex_view
+from .records import HEADER_START, parse_record, record_bytes, regex_view
 from .secrets import mask_secrets
 
 #: The repository (and addon) root, and its data/patterns.json.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PATTERNS = os.path.join(REPO_ROOT, "data", "patterns.json")
+
+_HEADER_AFTER_START = re.compile(b"\n(?=" + HEADER_START.pattern + b")")
 
 #: How close a specific finding must follow a generic one to absorb it.
 ABSORB_WINDOW = timedelta(seconds=5)
@@ -143,11 +146,17 @@ class Scanner:
         data = block.data
         counted_to, line = 0, block.line
         matcher = self.matcher
-        carried = self._open_types if block.continued and self._open_path == block.path else None
-        self._open_path, self._open_types = block.path, set()
+        continuing = block.continued and self._open_path == block.path
+        carried = self._open_types if continuing else set()
+        # The types of the record still open at the block's end: the carried
+        # ones while no header starts a new record in this block.
+        open_types = carried if continuing and not _HEADER_AFTER_START.search(data) else set()
         for start, end, candidates in matcher.hit_records(data):
             line += data.count(b"\n", counted_to, start)
             counted_to = start
+            types = carried if continuing and start == 0 else set()
+            if end == len(data):  # the record may go on in the next block
+                open_types = types
             record = parse_record(record_bytes(data, start, end), path=block.path, line=line,
                                   offset=block.offset + start)
             text = regex_view(record.text)
@@ -155,13 +164,11 @@ class Scanner:
             if outcome is None:
                 continue
             kind = outcome[0].type if outcome[0] is not None else UNKNOWN
-            if start == 0 and carried is not None:
-                if kind in carried:
-                    continue
-                carried.add(kind)
-            if end == len(data):  # the record may go on in the next block
-                self._open_types = carried if start == 0 and carried is not None else {kind}
+            if kind in types:
+                continue
+            types.add(kind)
             yield make_finding(record, *outcome, text=text)
+        self._open_path, self._open_types = block.path, open_types
 
     _open_path, _open_types = None, set()
 
