@@ -123,6 +123,34 @@ def kinds_found(log):
     return found
 
 
+def long_lines_log(path, lines=3, megabytes=100):
+    """Records whose single lines are *megabytes* long, between ordinary ones."""
+    if os.path.exists(path):
+        return path
+    chunk = b"1234567, " * (1 << 20)
+    with open(path + ".part", "wb") as handle:
+        for second in range(lines):
+            handle.write(b"2024-11-25 06:00:%02d,000 1234 ERROR prod odoo.sql_db: bad query: x\n"
+                         b"ERROR: deadlock detected\n" % second)
+            handle.write(b"2024-11-25 06:00:%02d,500 1234 INFO prod odoo.models.unlink: User #2 "
+                         b"deleted ir.attachment records with IDs: [" % second)
+            for _ in range(int(megabytes * 1e6 / len(chunk)) + 1):
+                handle.write(chunk)
+            handle.write(b"]\n")
+    os.replace(path + ".part", path)
+    return path
+
+
+def memory_at_size(bench_dir, folder):
+    """detect's peak RSS on a 1 GB yardstick and on a log of 100 MB lines."""
+    rows = []
+    for name, path in (("1 GB yardstick", generate(bench_dir, 1000, folder)),
+                       ("100 MB lines", long_lines_log(os.path.join(folder, "long_lines.log")))):
+        seconds, peak = run_timed([sys.executable, BIN, "detect", "--json", "--log", path])
+        rows.append((name, os.path.getsize(path) / 1e6, seconds, peak))
+    return rows
+
+
 def watchdog_at_rest(seconds, settle=15.0):
     """RSS (MiB, median and peak) and CPU (%) of ``monitor`` against a stand-in Odoo."""
     import psutil
@@ -170,6 +198,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--watch-seconds", type=float, default=60.0)
     parser.add_argument("--log", help="measure this log instead of generating one")
+    parser.add_argument("--memory", action="store_true",
+                        help="also detect's peak RSS on a 1 GB yardstick and on 100 MB lines "
+                             "(writes about 1.3 GB to .tmp/bench once)")
     args = parser.parse_args()
     patterns_txt = os.path.join(args.bench_dir, "patterns.txt")
     if not os.path.isfile(patterns_txt):
@@ -191,6 +222,9 @@ def main():
     missing = [kind for kind in PLANTED if kind not in found]
     print(f"kinds found: {len(found)} ({', '.join(f'{k} {v}' for k, v in sorted(found.items()))})")
     print("every planted kind found" if not missing else f"MISSING: {', '.join(missing)}")
+    if args.memory:
+        for name, size, value, peak in memory_at_size(args.bench_dir, folder):
+            print(f"detect on {name} ({size:.0f} MB): {value:.1f} s, peak RSS {peak / 1024:.1f} MB")
     if args.watch_seconds > 0:
         median, peak, cpu = watchdog_at_rest(args.watch_seconds)
         print(f"watchdog at rest ({args.watch_seconds:.0f} s, default settings, stand-in Odoo): "
