@@ -176,6 +176,19 @@ class _HyperscanPrefilter:
         if cache_dir and self.database is not None:
             _store_cached(cache_dir, self.digest, self.database, self.ids)
 
+    _local = threading.local()
+
+    def _scratch(self):
+        """A scratch space per thread: one database, shared by the threads of a
+        process (Odoo's cron workers), may not share one scratch."""
+        scratches = getattr(self._local, "scratches", None)
+        if scratches is None:
+            scratches = self._local.scratches = {}
+        scratch = scratches.get(id(self))
+        if scratch is None:
+            scratch = scratches[id(self)] = _library("hyperscan").Scratch(self.database)
+        return scratch
+
     def hits(self, data):
         if self.database is None:
             return []
@@ -186,7 +199,7 @@ class _HyperscanPrefilter:
         def on_match(pattern_id, start, end, flags, context):
             append((end, ids[pattern_id]))
 
-        self.database.scan(data, match_event_handler=on_match)
+        self.database.scan(data, match_event_handler=on_match, scratch=self._scratch())
         return found
 
 

@@ -121,3 +121,27 @@ def test_a_cache_folder_another_user_controls_is_not_used(tmp_path):
             for entry in dirs:
                 os.rmdir(os.path.join(root, entry))
         os.rmdir(base)
+
+
+@needs_hyperscan
+def test_threads_share_one_database_and_scan_at_once():
+    import threading
+
+    matcher = Matcher(patterns(), backend="hyperscan")
+    data = b"x deadlock detected\n" * 20_000
+    counts, errors = [], []
+
+    def scan():
+        try:
+            for _ in range(20):
+                counts.append(len(matcher.hits(data)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=scan) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert counts == [20_000] * 80
