@@ -176,17 +176,15 @@ class _HyperscanPrefilter:
         if cache_dir and self.database is not None:
             _store_cached(cache_dir, self.digest, self.database, self.ids)
 
-    _local = threading.local()
-
     def _scratch(self):
         """A scratch space per thread: one database, shared by the threads of a
-        process (Odoo's cron workers), may not share one scratch."""
-        scratches = getattr(self._local, "scratches", None)
-        if scratches is None:
-            scratches = self._local.scratches = {}
-        scratch = scratches.get(id(self))
+        process (Odoo's cron workers), may not share one scratch. A thread id
+        is reused only once its thread has ended, so is its scratch."""
+        scratches = self.__dict__.setdefault("_scratches", {})
+        thread = threading.get_ident()
+        scratch = scratches.get(thread)
         if scratch is None:
-            scratch = scratches[id(self)] = _library("hyperscan").Scratch(self.database)
+            scratch = scratches[thread] = _library("hyperscan").Scratch(self.database)
         return scratch
 
     def hits(self, data):
