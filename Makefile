@@ -42,8 +42,11 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Scan speed and memory on ../shared/bench's yardstick, and the watchdog at rest
+# (bench/scan_bench.py). Needs GNU time, grep and ripgrep.
 bench: $(STAMP)
-	@test -f bench/scan_bench.py || { echo "error: bench/scan_bench.py is not there yet" >&2; exit 1; }
+	@test -x /usr/bin/time || { echo "error: /usr/bin/time is missing: apt-get install time" >&2; exit 1; }
+	@command -v rg >/dev/null || { echo "error: ripgrep is missing: apt-get install ripgrep" >&2; exit 1; }
 	$(PY) bench/scan_bench.py $(BENCH_ARGS)
 
 # Precision, recall, confusion pairs, false positives and fingerprints on tests/corpus.

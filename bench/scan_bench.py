@@ -1,285 +1,234 @@
 #!/usr/bin/env python3
-"""Scanner throughput against GNU grep, measured in the same run on the same file.
+"""Scan speed and memory on the fixed yardstick, and the watchdog at rest.
 
-    python bench/scan_bench.py [--size-mb 200] [--error-rate 0.005] [--repeat 3]
+    make bench [BENCH_ARGS="--mb 200 --rounds 3 --watch-seconds 60"]
 
-It writes a realistic Odoo 18 log (werkzeug request lines, cron jobs, mail
-batches, a sprinkle of real failures with tracebacks), then times:
+The yardstick is the project's shared bench (``../shared/bench``, README
+there): ``gen_odoo_log.py`` writes a 200 MB Odoo 18 log (always the same
+bytes), ``patterns.txt`` holds the 58 regexes the reference tools run. They
+are used by path, never copied. One run measures, on that file, interleaved
+over ``--rounds`` rounds (medians):
 
-* the auto_heal scanner (one-shot scan: parse, prefilter, classify,
-  fingerprint), once per prefilter backend available here;
-* ``grep -E -c -f FILE`` with the same patterns translated to POSIX ERE (and
-  the ERROR/CRITICAL header the scanner also watches), ``LC_ALL=C``.
+* ``bin/auto-heal detect --json --log FILE``: the full pattern database and
+  full results (records folded, classified, fingerprinted, grouped), with
+  the fastest backend here, then with Python's ``re`` only
+  (``AUTO_HEAL_BACKEND=re``, what a stock Odoo virtualenv has);
+* ``LC_ALL=C grep -c -E -f patterns.txt FILE`` and ``rg -c -f patterns.txt FILE``.
 
-It prints MB/s for each and the ratio scanner / grep. grep only counts
-matching lines; the scanner also groups records, classifies them by innermost
-cause and fingerprints them, so a ratio near 1 means that work is nearly free.
-Best of --repeat runs, each after one warm read of the file (page cache).
+It prints MB/s, detect's speed ratio to each reference (above 1 is faster)
+and its peak RSS (``/usr/bin/time -f %M``), checks that detect still finds
+every kind of error the generator plants, then starts the watchdog
+(``bin/auto-heal monitor``, default settings) against a stand-in Odoo
+(``host/tests/fake_odoo.py``) and reports its resident memory and CPU over
+``--watch-seconds``. Nothing here asserts a time: the figures are for
+README.rst's performance section.
 """
 
 import argparse
+import json
 import os
-import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(REPO, "bin", "auto-heal")
+DEFAULT_BENCH = os.path.join(os.path.dirname(REPO), "shared", "bench")
 
-from engine import matcher as matcher_module  # noqa: E402
-from engine.literals import sre_constants, sre_parse  # noqa: E402
-from engine.patterns import load_patterns  # noqa: E402
-from engine.scanner import DEFAULT_PATTERNS, Scanner  # noqa: E402
-
-REQUESTS = [
-    '"POST /web/dataset/call_kw/res.partner/web_search_read HTTP/1.1" 200 - {q} {t1} {t2}',
-    '"POST /web/dataset/call_kw/sale.order/web_read HTTP/1.1" 200 - {q} {t1} {t2}',
-    '"GET /web/image/res.partner/{id}/avatar_128 HTTP/1.1" 304 - {q} {t1} {t2}',
-    '"POST /mail/data HTTP/1.1" 200 - {q} {t1} {t2}',
-    '"GET /websocket?version=18.0-1 HTTP/1.1" 101 - {q} {t1} {t2}',
-    '"POST /web/action/load HTTP/1.1" 200 - {q} {t1} {t2}',
-]
-ROUTINE = [
-    "odoo.addons.base.models.ir_cron: Job 'Mail: Email Queue Manager' (3) starting",
-    "odoo.addons.base.models.ir_cron: Job 'Mail: Email Queue Manager' (3) done in {t1}s",
-    "odoo.addons.base.models.ir_cron: Job 'Base: Auto-vacuum internal data' (1) starting",
-    "odoo.addons.mail.models.mail_mail: Sent batch {q} emails via mail server ID #1",
-    "odoo.addons.base.models.res_users: Login successful for db:prod login:user{id} "
-    "from 10.0.{q}.{q}",
-    "odoo.modules.registry: Invalidating all model caches after database signaling.",
-]
-FAILURES = [
-    ("ERROR", "odoo.sql_db: bad query: UPDATE \"stock_quant\" SET \"quantity\"={q} "
-              "WHERE id IN ({id})\nERROR: deadlock detected\nDETAIL: Process {id} waits "
-              "for ShareLock on transaction {id}; blocked by process {q}.\n"),
-    ("INFO", "odoo.service.server: Worker ({id}) virtual memory limit (2.0 GiB) reached."),
-    ("INFO", "odoo.addons.base.models.ir_attachment: _read_file reading "
-             "/var/lib/odoo/filestore/prod/3f/3f2a9c1d88e0{id}\nTraceback (most recent call "
-             "last):\n  File \"/srv/odoo/odoo/addons/base/models/ir_attachment.py\", line 137, "
-             "in _file_read\nFileNotFoundError: [Errno 2] No such file or directory: "
-             "'/var/lib/odoo/filestore/prod/3f/3f2a9c1d88e0{id}'"),
-    ("ERROR", "odoo.http: Exception during request handling.\nTraceback (most recent call "
-              "last):\n  File \"/srv/odoo/odoo/http.py\", line 2372, in __call__\n"
-              "    response = request._serve_db()\nKeyError: 'x_studio_field_{q}'"),
-    ("ERROR", "odoo.addons.base.models.ir_cron: Call from cron Inventory: reorder for "
-              "server action #{q} failed in Job #{id}\nTraceback (most recent call last):\n"
-              "  File \"/srv/odoo/odoo/addons/base/models/ir_cron.py\", line 565, in "
-              "_callback\npsycopg2.errors.LockNotAvailable: could not obtain lock on row "
-              "in relation \"stock_quant\""),
-]
+#: The kinds the generator plants that the project's patterns name (or, for
+#: errors no pattern knows, ``unknown``).
+PLANTED = ("db_connection_failed", "db_too_many_connections", "cron_field_deprecated",
+           "permission_denied", "db_serialization_failure", "db_deadlock",
+           "schema_out_of_date", "worker_time_limit", "worker_memory_limit", "smtp_failure",
+           "module_dependency_missing", "filestore_missing", "login_failed", "unknown")
 
 
-def generate(path, size, error_rate, seed=18):
-    rng = random.Random(seed)
-    written, second = 0, 0
-    with open(path, "w") as handle:
-        while written < size:
-            second += rng.random() < 0.3
-            stamp = f"2026-11-29 {second // 3600 % 24:02d}:{second // 60 % 60:02d}:" \
-                    f"{second % 60:02d},{rng.randrange(1000):03d} {rng.randrange(1000, 9999)}"
-            values = {"q": rng.randrange(1, 400), "id": rng.randrange(1, 10**6),
-                      "t1": f"{rng.random():.3f}", "t2": f"{rng.random():.3f}"}
-            roll = rng.random()
-            if roll < error_rate:
-                level, text = rng.choice(FAILURES)
-                line = f"{stamp} {level} prod {text.format(**values)}\n"
-            elif roll < 0.35:
-                line = f"{stamp} INFO prod {rng.choice(ROUTINE).format(**values)}\n"
-            else:
-                request = rng.choice(REQUESTS).format(**values)
-                line = (f"{stamp} INFO prod werkzeug: 10.0.0.{values['q'] % 250} - - "
-                        f"[29/Nov/2026 10:00:00] {request}\n")
-            handle.write(line)
-            written += len(line)
-    return written
+def _time_binary():
+    path = shutil.which("time", path="/usr/bin:/bin")
+    if not path:
+        raise SystemExit("bench: /usr/bin/time is missing: apt-get install time")
+    return path
 
 
-_POSIX_CATEGORIES = {
-    "CATEGORY_DIGIT": "[:digit:]", "CATEGORY_SPACE": "[:space:]",
-    "CATEGORY_WORD": "[:alnum:]_",
-}
-_NEGATED_CATEGORIES = {
-    "CATEGORY_NOT_DIGIT": "[^[:digit:]]", "CATEGORY_NOT_SPACE": "[^[:space:]]",
-    "CATEGORY_NOT_WORD": "[^[:alnum:]_]",
-}
-_ERE_SPECIAL = set("\\.[](){}*+?|^$")
+def generate(bench_dir, megabytes, folder):
+    """The yardstick log for *megabytes*, generated once and kept in .tmp/bench."""
+    path = os.path.join(folder, f"odoo_{megabytes:g}mb.log")
+    if not os.path.exists(path):
+        print(f"generating {path} with {bench_dir}/gen_odoo_log.py ...", flush=True)
+        subprocess.run([sys.executable, os.path.join(bench_dir, "gen_odoo_log.py"),
+                        "--mb", str(megabytes), "-o", path + ".part"], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.replace(path + ".part", path)
+    return path
 
 
-class _NoLineForm(Exception):
-    """The construct needs a newline or look-around: grep -E cannot say it."""
-
-
-def _ere_char(code):
-    char = chr(code)
-    if char == "\n":
-        raise _NoLineForm
-    return "\\" + char if char in _ERE_SPECIAL else char
-
-
-def _ere_class(items):
-    negate, parts = False, []
-    for op, argument in items:
-        name = str(op)
-        if name == "NEGATE":
-            negate = True
-        elif name == "LITERAL":
-            if argument != 10:  # a line never holds a newline: [^\n] is [^]
-                char = chr(argument)
-                parts.append("\\" + char if char in "]^-\\" else char)
-        elif name == "RANGE":
-            parts.append(f"{chr(argument[0])}-{chr(argument[1])}")
-        elif name == "CATEGORY" and str(argument) in _POSIX_CATEGORIES:
-            parts.append(_POSIX_CATEGORIES[str(argument)])
-        elif name == "CATEGORY" and str(argument) in _NEGATED_CATEGORIES and len(items) == 1:
-            return _NEGATED_CATEGORIES[str(argument)]
-        else:
-            raise _NoLineForm
-    if not parts:
-        return "." if negate else None
-    # POSIX bracket expressions take no backslash escapes: put ] first, - last.
-    body = "".join(p.replace("\\]", "").replace("\\-", "").replace("\\^", "^")
-                   .replace("\\\\", "\\") for p in parts)
-    body = ("]" if any(p == "\\]" for p in parts) else "") + body
-    body += "-" if any(p == "\\-" for p in parts) else ""
-    return f"[{'^' if negate else ''}{body}]"
-
-
-def _ere(items):
-    out = []
-    for op, argument in items:
-        name = str(op)
-        if name == "LITERAL":
-            out.append(_ere_char(argument))
-        elif name == "NOT_LITERAL":
-            out.append("." if argument == 10 else f"[^{chr(argument)}]")
-        elif name == "ANY":
-            out.append(".")
-        elif name == "IN":
-            bracket = _ere_class(argument)
-            if bracket is None:
-                raise _NoLineForm
-            out.append(bracket)
-        elif name == "SUBPATTERN":
-            out.append(f"({_ere(argument[-1])})")
-        elif name == "BRANCH":
-            branches = []
-            for branch in argument[1]:
-                try:
-                    branches.append(_ere(branch))
-                except _NoLineForm:
-                    continue  # this alternative spans lines; the others still match
-            if not branches:
-                raise _NoLineForm
-            out.append("(" + "|".join(branches) + ")")
-        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
-            low, high, body = argument
-            try:
-                inner = _ere(body)
-            except _NoLineForm:
-                if low == 0:
-                    continue  # an optional multi-line part: the line still matches
-                raise
-            high_text = "" if high == sre_constants.MAXREPEAT else str(high)
-            quantifier = {(0, ""): "*", (1, ""): "+", (0, "1"): "?"}.get(
-                (low, high_text), f"{{{low},{high_text}}}")
-            out.append(f"({inner}){quantifier}")
-        elif name == "AT" and str(argument) in ("AT_BEGINNING", "AT_BEGINNING_LINE"):
-            out.append("^")
-        elif name == "AT" and str(argument) in ("AT_END", "AT_END_LINE"):
-            out.append("$")
-        elif name == "AT" and str(argument) == "AT_BOUNDARY":
-            out.append("\\b")
-        else:
-            raise _NoLineForm
-    return "".join(out)
-
-
-def to_ere(regex):
-    """Python regex to POSIX ERE matching the same lines, or None.
-
-    Built from the regex's parse tree: named and non-capturing groups become
-    plain groups, lazy repeats greedy (the same lines match), optional parts
-    that span lines are dropped and alternatives that need a newline are left
-    out (grep reads lines), \\d/\\s/\\w become POSIX classes.
-    """
-    try:
-        return _ere(list(sre_parse.parse(regex)))
-    except _NoLineForm:
-        return None
-
-
-def best_of(repeat, function):
-    times = []
-    for _ in range(repeat):
+def run_timed(argv, env=None, output=None):
+    """Wall seconds and peak RSS (KiB) of one run of *argv*."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, \
+            tempfile.TemporaryFile() as sink:
+        command = [_time_binary(), "-f", "%M", "-o", rss.name, *argv]
         start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        # Never /dev/null: GNU grep stops at the first match when it sees it.
+        done = subprocess.run(command, env=env, stdout=output or sink,
+                              stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        if done.returncode not in (0, 1):
+            raise SystemExit(f"bench: {' '.join(argv)} failed ({done.returncode}): "
+                             f"{done.stderr.decode(errors='replace')[-500:]}")
+        text = rss.read().strip().splitlines()
+    return seconds, int(text[-1]) if text and text[-1].isdigit() else 0
+
+
+def measure(log, patterns_txt, rounds):
+    env = dict(os.environ)
+    env.pop("AUTO_HEAL_BACKEND", None)
+    re_env = dict(env, AUTO_HEAL_BACKEND="re")
+    grep_env = dict(env, LC_ALL="C")
+    tools = {
+        "detect": ([sys.executable, BIN, "detect", "--json", "--log", log], env),
+        "detect (re only)": ([sys.executable, BIN, "detect", "--json", "--log", log], re_env),
+        "grep -E": (["grep", "-c", "-E", "-f", patterns_txt, log], grep_env),
+        "ripgrep": (["rg", "-c", "-f", patterns_txt, log], env),
+    }
+    for name, (argv, _) in tools.items():
+        if not shutil.which(argv[0]):
+            raise SystemExit(f"bench: {argv[0]} is not installed ({name})")
+    # One warm-up: the page cache holds the file and detect's compiled database.
+    with open(log, "rb") as handle:
+        while handle.read(1 << 24):
+            pass
+    run_timed(tools["detect"][0], tools["detect"][1])
+    times = {name: [] for name in tools}
+    peaks = {name: [] for name in tools}
+    for _ in range(rounds):
+        for name, (argv, tool_env) in tools.items():
+            seconds, peak = run_timed(argv, tool_env)
+            times[name].append(seconds)
+            peaks[name].append(peak)
+    return ({name: statistics.median(values) for name, values in times.items()},
+            {name: max(values) for name, values in peaks.items()})
+
+
+def kinds_found(log):
+    with tempfile.TemporaryFile("w+") as out:
+        run_timed([sys.executable, BIN, "detect", "--json", "--log", log], output=out)
+        out.seek(0)
+        document = json.load(out)
+    found = {}
+    for incident in document["incidents"]:
+        found[incident["pattern"]] = found.get(incident["pattern"], 0) + incident["count"]
+    return found
+
+
+def long_lines_log(path, lines=3, megabytes=100):
+    """Records whose single lines are *megabytes* long, between ordinary ones."""
+    if os.path.exists(path):
+        return path
+    chunk = b"1234567, " * (1 << 20)
+    with open(path + ".part", "wb") as handle:
+        for second in range(lines):
+            handle.write(b"2024-11-25 06:00:%02d,000 1234 ERROR prod odoo.sql_db: bad query: x\n"
+                         b"ERROR: deadlock detected\n" % second)
+            handle.write(b"2024-11-25 06:00:%02d,500 1234 INFO prod odoo.models.unlink: User #2 "
+                         b"deleted ir.attachment records with IDs: [" % second)
+            for _ in range(int(megabytes * 1e6 / len(chunk)) + 1):
+                handle.write(chunk)
+            handle.write(b"]\n")
+    os.replace(path + ".part", path)
+    return path
+
+
+def memory_at_size(bench_dir, folder):
+    """detect's peak RSS on a 1 GB yardstick and on a log of 100 MB lines."""
+    rows = []
+    for name, path in (("1 GB yardstick", generate(bench_dir, 1000, folder)),
+                       ("100 MB lines", long_lines_log(os.path.join(folder, "long_lines.log")))):
+        seconds, peak = run_timed([sys.executable, BIN, "detect", "--json", "--log", path])
+        rows.append((name, os.path.getsize(path) / 1e6, seconds, peak))
+    return rows
+
+
+def watchdog_at_rest(seconds, settle=15.0):
+    """RSS (MiB, median and peak) and CPU (%) of ``monitor`` against a stand-in Odoo."""
+    import psutil
+
+    sys.path.insert(0, os.path.join(REPO, "host", "tests"))
+    from watchdog_helpers import FakeOdoo, MonitorProcess, write_config
+
+    folder = tempfile.mkdtemp(prefix="auto_heal_bench_watchdog_")
+    fake = FakeOdoo(os.path.join(folder, "odoo"))
+    monitor = None
+    try:
+        fake.start()
+        state = os.path.join(folder, "state")
+        # Default settings; only what points at the stand-in is set.
+        config = {"watchdog": {"state_dir": state, "log_file": os.path.join(folder, "wd.log")},
+                  "odoo": {"url": fake.url, "pidfile": fake.pidfile, "logs": [fake.log],
+                           "restart": {"via": "command", "command": fake.argv()}}}
+        monitor = MonitorProcess(write_config(folder, config), state)
+        time.sleep(settle)
+        if monitor.proc.poll() is not None:
+            raise SystemExit(f"bench: the monitor exited: {monitor.tail()}")
+        process = psutil.Process(monitor.proc.pid)
+        children = process.children(recursive=True)  # bin/auto-heal may exec the venv's python
+        process = children[-1] if children and process.name() != "python" else process
+        before, start = process.cpu_times(), time.monotonic()
+        samples = []
+        while time.monotonic() - start < seconds:
+            samples.append(process.memory_info().rss)
+            time.sleep(1.0)
+        after, elapsed = process.cpu_times(), time.monotonic() - start
+        cpu = (after.user + after.system - before.user - before.system) / elapsed * 100
+        return statistics.median(samples) / 2**20, max(samples) / 2**20, cpu
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        fake.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=float, default=200)
-    parser.add_argument("--error-rate", type=float, default=0.005)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--patterns", default=DEFAULT_PATTERNS)
-    parser.add_argument("--keep", help="write the log here and keep it")
+    parser.add_argument("--bench-dir", default=DEFAULT_BENCH,
+                        help="the shared yardstick (gen_odoo_log.py, patterns.txt)")
+    parser.add_argument("--mb", type=float, default=200, help="size of the log (10**6 bytes)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--watch-seconds", type=float, default=60.0)
+    parser.add_argument("--log", help="measure this log instead of generating one")
+    parser.add_argument("--memory", action="store_true",
+                        help="also detect's peak RSS on a 1 GB yardstick and on 100 MB lines "
+                             "(writes about 1.3 GB to .tmp/bench once)")
     args = parser.parse_args()
-    grep = shutil.which("grep")
-    pattern_set = load_patterns(args.patterns)
-    folder = tempfile.mkdtemp(prefix="auto_heal_bench_")
-    try:
-        path = args.keep or os.path.join(folder, "odoo.log")
-        size = generate(path, int(args.size_mb * 1e6), args.error_rate)
-        megabytes = size / 1e6
-        with open(path, "rb") as handle:  # warm the page cache for everyone alike
-            while handle.read(1 << 24):
-                pass
-        print(f"log: {megabytes:.1f} MB, {len(pattern_set.patterns)} patterns, "
-              f"error rate {args.error_rate}")
-        rows = []
-        backends = [name for name, present in (("hyperscan", matcher_module.hyperscan),
-                                               ("re2", matcher_module.re2), ("re", True))
-                    if present]
-        for backend in backends:
-            scanner = Scanner(pattern_set, backend=backend)
-            seconds, result = best_of(args.repeat, lambda s=scanner: s.scan_file(path))
-            rows.append((f"auto_heal scanner ({backend})", seconds,
-                         f"{len(result.findings)} findings"))
-        if grep:
-            eres = [to_ere(p.regex) for p in pattern_set.patterns]
-            usable = [e for e in eres if e]
-            usable.append("[0-9]{2}:[0-9]{2}:[0-9]{2},[0-9]{3} [0-9]+ (ERROR|CRITICAL) ")
-            pattern_file = os.path.join(folder, "patterns.ere")
-            with open(pattern_file, "w") as handle:
-                handle.write("\n".join(usable) + "\n")
-            command = [grep, "-E", "-c", "-f", pattern_file, path]
-            env = dict(os.environ, LC_ALL="C")
-
-            def run_grep():
-                done = subprocess.run(command, capture_output=True, text=True, env=env)
-                if done.returncode > 1:
-                    raise SystemExit(f"grep failed: {done.stderr.strip()}")
-                return done.stdout.strip()
-
-            seconds, count = best_of(args.repeat, run_grep)
-            rows.append((f"grep -E ({len(usable)} patterns, LC_ALL=C)", seconds,
-                         f"{count} matching lines"))
-            skipped = len(eres) - len(usable) + 1
-            if skipped:
-                print(f"note: {skipped} pattern(s) have no ERE form (multi-line or "
-                      "look-around) and are left out of grep's set")
-        reference = rows[-1][1] if grep else None
-        print(f"{'what':48} {'seconds':>8} {'MB/s':>9} {'vs grep':>8}  result")
-        for name, seconds, result in rows:
-            ratio = f"{reference / seconds:7.2f}x" if reference else "    n/a"
-            print(f"{name:48} {seconds:8.3f} {megabytes / seconds:9.1f} {ratio}  {result}")
-        if not grep:
-            print("grep not found: no reference measured")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    patterns_txt = os.path.join(args.bench_dir, "patterns.txt")
+    if not os.path.isfile(patterns_txt):
+        raise SystemExit(f"bench: {patterns_txt} not found (--bench-dir)")
+    folder = os.path.join(REPO, ".tmp", "bench")
+    os.makedirs(folder, exist_ok=True)
+    log = args.log or generate(args.bench_dir, args.mb, folder)
+    megabytes = os.path.getsize(log) / 1e6
+    print(f"yardstick: {log} ({megabytes:.0f} MB), {args.rounds} rounds interleaved, medians")
+    seconds, peaks = measure(log, patterns_txt, args.rounds)
+    grep, rg = seconds["grep -E"], seconds["ripgrep"]
+    print(f"{'':18} {'seconds':>8} {'MB/s':>8} {'vs grep':>8} {'vs rg':>8} {'peak RSS':>9}")
+    for name, value in seconds.items():
+        ratios = (f"{grep / value:7.2f}x {rg / value:7.2f}x" if name.startswith("detect")
+                  else f"{'':8} {'':8}")
+        print(f"{name:18} {value:8.2f} {megabytes / value:8.1f} {ratios} "
+              f"{peaks[name] / 1024:6.1f} MB")
+    found = kinds_found(log)
+    missing = [kind for kind in PLANTED if kind not in found]
+    print(f"kinds found: {len(found)} ({', '.join(f'{k} {v}' for k, v in sorted(found.items()))})")
+    print("every planted kind found" if not missing else f"MISSING: {', '.join(missing)}")
+    if args.memory:
+        for name, size, value, peak in memory_at_size(args.bench_dir, folder):
+            print(f"detect on {name} ({size:.0f} MB): {value:.1f} s, peak RSS {peak / 1024:.1f} MB")
+    if args.watch_seconds > 0:
+        median, peak, cpu = watchdog_at_rest(args.watch_seconds)
+        print(f"watchdog at rest ({args.watch_seconds:.0f} s, default settings, stand-in Odoo): "
+              f"RSS {median:.1f} MB (peak {peak:.1f} MB), CPU {cpu:.2f} %")
 
 
 if __name__ == "__main__":

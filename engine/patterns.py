@@ -6,7 +6,8 @@
      "definitions": {"xml_at": "while parsing (?P<xml_file>...)"},  # shared parts
      "patterns": [
       {"type": "cron_field_deprecated",         # unique code
-       "regex": "...",                          # Python re, searched with re.MULTILINE,
+       "regex": "...",                          # searched with re.MULTILINE; only what
+                                                # linear-time engines take (engine.linear);
                                                 # or a list of alternatives (below)
        "severity": "high",                      # low | medium | high | critical
        "auto_fix": true,
@@ -59,18 +60,21 @@ A broken pattern does not stop the others from loading:
 ...     print(error)
 pattern 'broken': regex: does not compile: missing ), unterminated subpattern at position 0
 pattern 'odd': severity: must be one of low, medium, high, critical, not 'urgent'
+
+A pattern only a backtracking engine could run is refused, by name:
+
+>>> PatternSet.from_entries([{"type": "redos", "regex": "(a+)+$", "severity": "low"}]).errors
+["pattern 'redos': regex: refused: nested repeats can match the same text in many ways, \
+so a backtracking engine may take exponential time; write the repeat once (for example a+ \
+instead of (a+)+)"]
 """
 
 import json
 import re
 from dataclasses import dataclass, field
 
-try:  # Optional: when installed, every alternative must be linear-time (RE2).
-    import re2
-except ImportError:  # pragma: no cover - depends on the host
-    re2 = None
-
 from .errors import EngineError, PatternError
+from .linear import NotLinear, check_linear
 from .records import LEVELS
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -183,8 +187,18 @@ def _definitions(value, kind):
     return value
 
 
+def _re2():
+    """RE2, imported when first needed (the watchdog's memory at rest), or None."""
+    try:
+        import re2
+    except ImportError:  # pragma: no cover - depends on the host
+        return None
+    return re2
+
+
 def _re2_refusal(alternative):
     """Why RE2 refuses *alternative*, or "" (also when RE2 is not installed)."""
+    re2 = _re2()
     if re2 is None:
         return ""
     options = re2.Options()
@@ -340,6 +354,10 @@ def validate_entry(entry):
             raise PatternError(kind, "regex", f"does not compile: {exc}") from None
         if compiled.search("") is not None:
             raise PatternError(kind, "regex", "matches the empty string")
+        try:
+            check_linear(regex)
+        except NotLinear as exc:
+            raise PatternError(kind, "regex", f"refused: {exc}") from None
     levels = _as_names(entry, "levels", kind)
     for level in levels:
         if level not in LEVELS:

@@ -103,12 +103,17 @@ class Cursor:
 
 @dataclass(slots=True)
 class Block:
-    """Complete records read from *path*, starting at byte *offset*, line *line*."""
+    """Complete records read from *path*, starting at byte *offset*, line *line*.
+
+    ``continued``: the block starts inside a record that the block before it
+    had to cut (longer than MAX_PENDING with no header in between).
+    """
 
     path: str
     data: bytes
     offset: int
     line: int
+    continued: bool = False
 
 
 def _head_hash(handle, length):
@@ -275,9 +280,10 @@ class LogReader:
     def _read_file(self, handle, path, offset, line, *, final, stat):
         """Yield blocks from *offset*; return (offset, line, budget_hit) reached."""
         handle.seek(offset)
-        pending = b""        # starts at a record boundary: file offset `offset`
-        checked = 0          # lines starting before this were already examined
+        pending = bytearray()  # starts at a record boundary: file offset `offset`
+        checked = 0            # lines starting before this were already examined
         budget_hit = False
+        continued = False      # pending starts inside a record cut at MAX_PENDING
         while True:
             # Stop at the budget, but only once a block went out: a single
             # record larger than the budget must not stall the cursor forever.
@@ -290,24 +296,37 @@ class LogReader:
                 break
             self.bytes_read += len(chunk)
             pending += chunk
+            del chunk  # a long line must not cost its bytes twice
             # A header starting the last (even partial) line closes the record
             # before it.
             cut = _last_record_start(pending, checked, len(pending))
-            last_newline = pending.rfind(b"\n")
+            last_newline = pending.rfind(b"\n", checked)
+            if last_newline < 0 and checked:
+                last_newline = checked - 1
             checked = last_newline + 1
+            cut_inside = False
             if cut == 0 and len(pending) > MAX_PENDING:
                 cut = last_newline + 1 if last_newline >= 0 else len(pending)
+                cut_inside = True
             if cut:
-                block = Block(path, pending[:cut], offset, line)
+                with memoryview(pending) as view:
+                    data = bytes(view[:cut])
+                    # A new buffer for the rest: the old one, as long as the
+                    # longest line, is freed now.
+                    pending = bytearray(view[cut:])
+                block = Block(path, data, offset, line, continued)
+                del data
                 line += block.data.count(b"\n")
                 offset += cut
-                pending = pending[cut:]
                 checked = max(0, checked - cut)
+                continued = cut_inside
                 self.blocks_read += 1
                 yield block
+                del block
+        pending = bytes(pending)
         # Bytes after the budget were not read, so the last record may go on.
         if pending and not budget_hit and (final or self._settled(pending, stat)):
-            yield Block(path, pending, offset, line)
+            yield Block(path, pending, offset, line, continued)
             line += pending.count(b"\n")
             offset += len(pending)
         elif pending:

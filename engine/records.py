@@ -36,6 +36,7 @@ Anything else is raw text, and undecodable bytes never stop the reader:
 False
 """
 
+import bisect
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,6 +81,18 @@ _TAIL_KEEP = 192 << 10
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
+#: What Python's re may search in one record: patterns are checked to never
+#: backtrack exponentially (engine.linear), and at most quadratically, so a
+#: bound on the text bounds the time. Longer lines keep their head, longer
+#: records their head and tail.
+REGEX_LINE_CHARS = 8 << 10
+REGEX_TEXT_CHARS = 64 << 10
+_REGEX_HEAD = 48 << 10
+_REGEX_TAIL = REGEX_TEXT_CHARS - _REGEX_HEAD
+
+#: The start of the line after a record: a newline and a header.
+_NEXT_HEADER = re.compile(b"\n(?=" + _PREFIX + b"(?:" + _STAMP + b"|" + _CUT + b"))")
+
 
 @dataclass(slots=True)
 class Record:
@@ -116,8 +129,21 @@ def decode(raw):
 def _cap(raw):
     if len(raw) <= MAX_RECORD_BYTES:
         return raw
-    omitted = len(raw) - _HEAD_KEEP - _TAIL_KEEP
-    return b"%s\n[... %d bytes omitted ...]\n%s" % (raw[:_HEAD_KEEP], omitted, raw[-_TAIL_KEEP:])
+    return record_bytes(raw, 0, len(raw))
+
+
+def record_bytes(data, start, end):
+    """``data[start:end]``, its middle left out past MAX_RECORD_BYTES, without
+    ever copying the whole record.
+
+    >>> record_bytes(b"abc", 1, 3)
+    b'bc'
+    """
+    if end - start <= MAX_RECORD_BYTES:
+        return data[start:end]
+    omitted = end - start - _HEAD_KEEP - _TAIL_KEEP
+    return b"%s\n[... %d bytes omitted ...]\n%s" % (
+        data[start:start + _HEAD_KEEP], omitted, data[end - _TAIL_KEEP:end])
 
 
 def parse_timestamp(stamp):
@@ -159,6 +185,21 @@ def _strip_prefixes(text):
     return "\n".join(stripped)
 
 
+_seconds = {}  # "2026-11-29 14:40:22" -> datetime: records share their second
+
+
+def _timestamp(stamp):
+    second = _seconds.get(stamp[:19])
+    if second is None:
+        second = parse_timestamp(stamp[:19] + ",000")
+        if second is None:
+            return None
+        if len(_seconds) > 4096:
+            _seconds.clear()
+        _seconds[stamp[:19]] = second
+    return second.replace(microsecond=int(stamp[20:23]) * 1000)
+
+
 def parse_record(raw, path="", line=0, offset=0):
     """Build a :class:`Record` from the bytes of one record.
 
@@ -198,13 +239,15 @@ def parse_record(raw, path="", line=0, offset=0):
     if fields["prefix"]:
         text = _strip_prefixes(text)
     database = fields.get("db")
+    stamp = fields.get("ts")
     return Record(
         text=text,
         message=fields["msg"].strip(),
         path=path,
         line=line,
         offset=offset,
-        timestamp=parse_timestamp(fields["ts"]) if fields.get("ts") else None,
+        timestamp=(_timestamp(stamp) if stamp and len(stamp) >= 23 else
+                   parse_timestamp(stamp) if stamp else None),
         pid=int(fields["pid"]) if fields.get("pid") else None,
         level=fields["level"],
         database=None if database in (None, "?") else database,
@@ -212,6 +255,100 @@ def parse_record(raw, path="", line=0, offset=0):
         program=fields.get("program"),
         prefix=fields["prefix"],
     )
+
+
+def _cut_lines(text, limit):
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    if max(map(len, lines)) <= limit:
+        return text
+    return "\n".join(line[:limit] for line in lines)
+
+
+def regex_view(text):
+    """The part of a record's *text* patterns search (see REGEX_TEXT_CHARS).
+
+    >>> view = regex_view("x" * 20000 + "\\nend")
+    >>> len(view), view.endswith("\\nend")
+    (8196, True)
+    >>> regex_view("short") == "short"
+    True
+    """
+    if len(text) <= REGEX_LINE_CHARS:
+        return text
+    if len(text) > REGEX_TEXT_CHARS:
+        text = text[:_REGEX_HEAD] + "\n" + text[-_REGEX_TAIL:]
+    return _cut_lines(text, REGEX_LINE_CHARS)
+
+
+class LineCappedView:
+    """Bytes with every line cut to REGEX_LINE_CHARS, and the way back to offsets.
+
+    >>> view = LineCappedView(b"a\\n" + b"b" * 9000 + b"\\nc\\n")
+    >>> len(view.data), view.offset(view.data.index(b"c"))
+    (8197, 9003)
+    """
+
+    def __init__(self, data, limit=REGEX_LINE_CHARS):
+        self.data, self._starts = data, None
+        lines = data.split(b"\n")
+        if max(map(len, lines)) <= limit:
+            return
+        view_starts, data_starts, view_at, data_at = [], [], 0, 0
+        for line in lines:
+            view_starts.append(view_at)
+            data_starts.append(data_at)
+            view_at += min(len(line), limit) + 1
+            data_at += len(line) + 1
+        self.data = b"\n".join(line[:limit] for line in lines)
+        self._starts = (view_starts, data_starts)
+
+    def offset(self, view_offset):
+        """The offset in the original bytes of *view_offset*."""
+        if self._starts is None:
+            return view_offset
+        view_starts, data_starts = self._starts
+        line = bisect.bisect_right(view_starts, view_offset) - 1
+        return data_starts[line] + view_offset - view_starts[line]
+
+
+def record_start(data, pos, floor=0, max_lines=64):
+    """Start of the record holding byte *pos*: its header line, *floor* at the least.
+
+    *floor* is a record boundary (the end of the record before, or the start
+    of *data*), so the walk back never passes it: a header is searched line by
+    line for *max_lines* lines, then forward from *floor*, so the cost stays
+    linear in the distance however long the record is.
+
+    >>> data = (b"2026-11-29 14:40:22,044 1 ERROR db a: x\\n"
+    ...         b"2026-11-29 14:40:22,045 1 CRITICAL db b: y\\nTraceback\\n  z\\n")
+    >>> record_start(data, data.index(b"  z"))
+    40
+    """
+    start = data.rfind(b"\n", floor, pos) + 1
+    if start < floor:
+        start = floor
+    for _ in range(max_lines):
+        if start <= floor or HEADER_START.match(data, start):
+            return max(start, floor)
+        start = data.rfind(b"\n", floor, start - 1) + 1
+    last = floor
+    for match in _NEXT_HEADER.finditer(data, floor, pos):
+        last = match.start() + 1
+    return last
+
+
+def record_end(data, pos):
+    """End of the record holding byte *pos*: the start of the next header line.
+
+    >>> data = (b"2026-11-29 14:40:22,045 1 ERROR db b: y\\nTraceback\\n  z\\n"
+    ...         b"2026-11-29 14:40:23,000 1 INFO db c: w\\n")
+    >>> data[:record_end(data, 3)].endswith(b"  z\\n")
+    True
+    """
+    found = _NEXT_HEADER.search(data, pos)
+    return found.start() + 1 if found else len(data)
 
 
 def record_bounds(data, pos, max_lines=5000):

@@ -714,7 +714,11 @@ class _Detector:
         if self.state:
             for path in self.logs:
                 self.cursors[path] = self.state.cursor(path)
-        self.scanner = Scanner(_load_patterns(args.patterns))
+        from engine.matcher import prepare_cache_dir
+
+        # The compiled pattern database is kept in the state folder's cache/.
+        self.scanner = Scanner(_load_patterns(args.patterns),
+                               cache_dir=prepare_cache_dir(_default_dir("cache")))
 
     def scan(self, tolerate_missing=False):
 
@@ -736,9 +740,8 @@ class _Detector:
 
     def _scan(self, tolerate_missing):
         from engine.errors import LogSourceError
-        from engine.incidents import aggregate
 
-        findings, scanned = [], 0
+        incidents, scanned = {}, 0
         for path in self.logs:
             try:
                 result = self.scanner.scan_file(
@@ -746,6 +749,7 @@ class _Detector:
                     self.cursors.get(path),
                     final=not self.incremental,
                     settle_seconds=self.args.settle,
+                    incidents=incidents,  # folded as found: memory stays flat
                 )
             except LogSourceError as exc:
                 if not tolerate_missing:
@@ -758,26 +762,23 @@ class _Detector:
             for message in result.warnings:
                 warning("%s: %s" % (path, message))
             self.cursors[path] = result.cursor
-            findings.extend(result.findings)
             scanned += result.bytes_scanned
         if self.state is not None:
             for path, cursor in self.cursors.items():
                 self.state.set_cursor(path, cursor)
             self.state.save()
-        return _select(aggregate(findings), self.args.min_severity), scanned
+        return _select(list(incidents.values()), self.args.min_severity), scanned
 
     def report(self, incidents, scanned, out, follow=False, quiet_if_empty=False):
         if self.args.json:
             if quiet_if_empty and not incidents:
                 return
-            from host.output import json_safe
-
-            doc = json_safe(mask_values({"incidents": [i.to_dict() for i in incidents],
-                                         "bytes_scanned": scanned}))
             if follow:
+                doc = _json_incident({"incidents": [i.to_dict() for i in incidents],
+                                      "bytes_scanned": scanned})
                 out.write(json.dumps(doc, ensure_ascii=False, sort_keys=False) + "\n")
             else:
-                out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+                _write_json_report(incidents, scanned, out)
         else:
             for incident in incidents:
                 _print_incident_text(incident, out)
@@ -791,6 +792,39 @@ class _Detector:
                 else:
                     out.write("no incidents, %d bytes scanned\n" % scanned)
         out.flush()
+
+
+def _json_incident(data):
+    """What --json prints of an incident: secrets masked, valid UTF-8."""
+    from host.output import json_safe
+
+    return json_safe(mask_values(data))
+
+
+def _write_json_report(incidents, scanned, out):
+    """``json.dumps({"incidents": [...], "bytes_scanned": n}, indent=2)``, written
+    one incident at a time so that a large report never sits in memory twice.
+
+    >>> import io
+    >>> class Incident:
+    ...     def to_dict(self):
+    ...         return {"pattern": "x", "captures": {"a": "b"}}
+    >>> out = io.StringIO()
+    >>> _write_json_report([Incident(), Incident()], 7, out)
+    >>> doc = {"incidents": [Incident().to_dict()] * 2, "bytes_scanned": 7}
+    >>> out.getvalue() == json.dumps(doc, indent=2, ensure_ascii=False) + chr(10)
+    True
+    """
+    if not incidents:
+        out.write(json.dumps({"incidents": [], "bytes_scanned": scanned}, indent=2) + "\n")
+        return
+    out.write('{\n  "incidents": [\n')
+    for number, incident in enumerate(incidents):
+        text = json.dumps(_json_incident(incident.to_dict()), indent=2, ensure_ascii=False)
+        # JSON strings hold no raw newline: every newline is the encoder's.
+        out.write("    " + text.replace("\n", "\n    "))
+        out.write(",\n" if number < len(incidents) - 1 else "\n")
+    out.write('  ],\n  "bytes_scanned": %s\n}\n' % json.dumps(scanned))
 
 
 def _raise_interrupt(signum, frame):

@@ -902,7 +902,11 @@ class Monitor:
             pattern_set = load_patterns(DEFAULT_PATTERNS)
         for message in pattern_set.errors:
             LOG.warning("patterns: %s", message)
-        self._scanner = Scanner(pattern_set)
+        from engine.matcher import prepare_cache_dir
+
+        # The compiled database is kept in <state_dir>/cache, keyed by the patterns' hash.
+        self._scanner = Scanner(pattern_set, cache_dir=prepare_cache_dir(
+            os.path.join(cfg.state_dir(self.config), "cache")))
         self._patterns_key = key
         LOG.info("patterns: %d from %s", len(pattern_set.patterns), path)
         return self._scanner

@@ -283,6 +283,8 @@ class AutoHealPattern(models.Model):
 
     @api.constrains(*ENGINE_FIELDS)
     def _check_engine_entry(self):
+        # The engine's checks, including engine.linear: a regex only a
+        # backtracking engine could run is refused here, with its name.
         for pattern in self:
             try:
                 validate_entry(pattern._to_entry())
@@ -345,7 +347,12 @@ class AutoHealPattern(models.Model):
         return valid, errors
 
     def _get_scan_patterns(self):
-        """The engine patterns of every active pattern; records load errors."""
+        """The engine patterns of every active pattern; records load errors.
+
+        The scan database built from them is compiled once per process and
+        pattern version: engine.matcher keeps it keyed by a hash of the
+        regexes, so a cron run with unchanged patterns compiles nothing.
+        """
         records = self.search([("active", "=", True)])
         valid, errors = records._engine_patterns()
         for record in records:

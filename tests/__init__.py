@@ -8,6 +8,7 @@ from . import (
     test_health,
     test_notify,
     test_overview,
+    test_pattern_attack,
     test_patterns,
     test_scan,
     test_secret_sinks,

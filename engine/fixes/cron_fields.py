@@ -51,6 +51,7 @@ The change itself is the ``remove_deprecated_cron_fields`` fix action
 descriptors, verify, rollback.
 """
 
+import bisect
 import difflib
 import os
 import re
@@ -358,14 +359,22 @@ def _cron_fields_to_remove(root, path="<bytes>"):
 _HWS = b" \t"
 
 
-def _line_bounds(data, start, end):
+_BREAK = re.compile(rb"[\r\n]")
+
+
+def _line_breaks(data):
+    """Offsets of every CR and LF of *data*, once (planning stays linear)."""
+    return [m.start() for m in _BREAK.finditer(data)]
+
+
+def _line_bounds(data, start, end, breaks=None):
     """(offset of the start of *start*'s line, offset of the EOL after *end*)."""
-    line_start = max(data.rfind(b"\n", 0, start), data.rfind(b"\r", 0, start)) + 1
-    eol = len(data)
-    for nl in (b"\n", b"\r"):
-        k = data.find(nl, end)
-        if 0 <= k < eol:
-            eol = k
+    if breaks is None:
+        breaks = _line_breaks(data)
+    before = bisect.bisect_left(breaks, start)
+    line_start = breaks[before - 1] + 1 if before else 0
+    after = bisect.bisect_left(breaks, end)
+    eol = breaks[after] if after < len(breaks) else len(data)
     return line_start, eol
 
 
@@ -375,6 +384,7 @@ def _removal_ranges(data, spans):
     Neighbouring elements separated by blanks only are merged first, so two
     removed fields on one line leave no stray indentation behind.
     """
+    breaks = _line_breaks(data)
     raw = sorted((s.start, s.end) for s in spans)
     merged = []
     for start, end in raw:
@@ -384,7 +394,7 @@ def _removal_ranges(data, spans):
             merged.append([start, end])
     ranges = []
     for start, end in merged:
-        line_start, eol = _line_bounds(data, start, end)
+        line_start, eol = _line_bounds(data, start, end, breaks)
         before_blank = not data[line_start:start].strip(_HWS)
         after_blank = not data[end:eol].strip(_HWS)
         if before_blank and after_blank:
@@ -517,6 +527,131 @@ def unified_diff(old, new, path, encoding="utf-8"):
     return "".join(out)
 
 
+def _cut_diff(old, new, ranges, path, encoding="utf-8", context=3):
+    """:func:`unified_diff` of *old* and *new* = *old* minus the byte *ranges*.
+
+    difflib searches the alignment, in quadratic time on a file of many
+    alike records; here it is known: every line no cut touches is kept, in
+    order. Changed lines between two kept ones form one change; the hunks
+    are grouped and written as difflib writes them.
+
+    >>> old = b"a\\nb\\nc\\n"
+    >>> _cut_diff(old, b"a\\nc\\n", [(2, 4)], "f.xml") == unified_diff(old, b"a\\nc\\n", "f.xml")
+    True
+    """
+    old_lines = _split_lines(old.decode(encoding, "replace"))
+    new_lines = _split_lines(new.decode(encoding, "replace"))
+    # Which old lines a cut touches, by the byte offsets where old lines start.
+    raw_lines = re.findall(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", old)
+    touched, offset = set(), 0
+    cuts = sorted(ranges)
+    cut = 0
+    for number, raw in enumerate(raw_lines):
+        end = offset + len(raw)
+        while cut < len(cuts) and cuts[cut][1] <= offset:
+            cut += 1
+        probe = cut
+        while probe < len(cuts) and cuts[probe][0] < end:
+            if cuts[probe][1] > offset:
+                touched.add(number)
+                break
+            probe += 1
+        offset = end
+    if len(raw_lines) != len(old_lines):  # pragma: no cover - a decoding oddity
+        return unified_diff(old, new, path, encoding)
+    kept = [number for number in range(len(old_lines)) if number not in touched]
+    if len(new_lines) < len(kept):  # pragma: no cover - cuts merged lines oddly
+        return unified_diff(old, new, path, encoding)
+    # Kept old lines map in order onto new lines; what lies between is a change.
+    opcodes, i, j = [], 0, 0
+    new_index = _kept_positions(old_lines, new_lines, kept)
+    if new_index is None:  # pragma: no cover - the mapping does not hold
+        return unified_diff(old, new, path, encoding)
+    for old_number, new_number in zip(kept, new_index, strict=True):
+        if old_number > i or new_number > j:
+            tag = ("replace" if old_number > i and new_number > j
+                   else "delete" if old_number > i else "insert")
+            opcodes.append((tag, i, old_number, j, new_number))
+        if opcodes and opcodes[-1][0] == "equal":
+            tag, i1, _i2, j1, _j2 = opcodes[-1]
+            opcodes[-1] = ("equal", i1, old_number + 1, j1, new_number + 1)
+        else:
+            opcodes.append(("equal", old_number, old_number + 1, new_number, new_number + 1))
+        i, j = old_number + 1, new_number + 1
+    if i < len(old_lines) or j < len(new_lines):
+        tag = ("replace" if i < len(old_lines) and j < len(new_lines)
+               else "delete" if i < len(old_lines) else "insert")
+        opcodes.append((tag, i, len(old_lines), j, len(new_lines)))
+    label = path.lstrip("/")
+    out = []
+    for group in _grouped(opcodes, context):
+        first, last = group[0], group[-1]
+        out.append("--- a/%s\n+++ b/%s\n" % (label, label) if not out else "")
+        out.append("@@ -%s +%s @@\n" % (_unified_range(first[1], last[2]),
+                                         _unified_range(first[3], last[4])))
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out.extend(_diff_line(" ", line) for line in old_lines[i1:i2])
+                continue
+            out.extend(_diff_line("-", line) for line in old_lines[i1:i2])
+            out.extend(_diff_line("+", line) for line in new_lines[j1:j2])
+    return "".join(out)
+
+
+def _kept_positions(old_lines, new_lines, kept):
+    """Where each kept old line is in *new_lines*: the same text, in order."""
+    positions, j = [], 0
+    for number in kept:
+        line = old_lines[number]
+        while j < len(new_lines) and new_lines[j] != line:
+            j += 1
+        if j == len(new_lines):
+            return None
+        positions.append(j)
+        j += 1
+    return positions
+
+
+def _diff_line(sign, line):
+    if line.endswith(("\n", "\r")):
+        return sign + line
+    return sign + line + "\n\\ No newline at end of file\n"
+
+
+def _unified_range(start, stop):
+    """difflib's range notation: ``start,length`` (1-based), or ``start`` for one."""
+    beginning, length = start + 1, stop - start
+    if length == 1:
+        return "%d" % beginning
+    if not length:
+        beginning -= 1
+    return "%d,%d" % (beginning, length)
+
+
+def _grouped(codes, n):
+    """difflib.SequenceMatcher.get_grouped_opcodes, on known opcodes."""
+    if not codes:
+        codes = [("equal", 0, 1, 0, 1)]
+    codes = list(codes)
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
+    nn = n + n
+    group = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > nn:
+            group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
+            yield group
+            group = []
+            i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        yield group
+
+
 # --------------------------------------------------------------------------
 # public API
 
@@ -531,15 +666,20 @@ def plan_bytes(data, path="<bytes>"):
         return None
     spans = _match_spans(root, data, path)
     removals = []
+    counted, line = 0, 1  # targets come in document order: count lines incrementally
     for el, record in targets:
+        start = spans[el].start
+        line += data.count(b"\n", counted, start)
+        counted = start
         removals.append(
             Removal(
-                line=_line_of(data, spans[el].start),
+                line=line,
                 field=el.get("name"),
                 record_id=record.get("id", ""),
             )
         )
-    new = _cut(data, _removal_ranges(data, [spans[el] for el, _ in targets]))
+    ranges = _removal_ranges(data, [spans[el] for el, _ in targets])
+    new = _cut(data, ranges)
     new_root, _ = _parse(new, path)
     _check_tree(root, new_root, [el for el, _ in targets], path)
     if _cron_fields_to_remove(new_root):  # pragma: no cover - guarded by _check_tree
@@ -549,7 +689,7 @@ def plan_bytes(data, path="<bytes>"):
         old=data,
         new=new,
         removals=removals,
-        diff=unified_diff(data, new, path, encoding),
+        diff=_cut_diff(data, new, ranges, path, encoding),
         encoding=encoding,
     )
 
