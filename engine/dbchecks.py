@@ -165,7 +165,8 @@ class CheckRun(NamedTuple):
 
 #: Tables some checks need; :class:`CheckContext` says which exist.
 PROBED_TABLES = ("ir_cron_progress", "ir_cron_trigger", "queue_job", "mail_mail",
-                 "ir_model_constraint", "ir_model_fields", "ir_model_data", "ir_model")
+                 "ir_model_constraint", "ir_model_fields", "ir_model_data", "ir_model",
+                 "auto_heal_http_origin")
 
 
 @dataclass

@@ -1,5 +1,6 @@
 from . import (
     test_db_scan,
+    test_db_scan_checks,
     test_fix_actions,
     test_fix_run,
     test_handover,

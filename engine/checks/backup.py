@@ -146,18 +146,19 @@ def dump_status(folder, database, cache, pg_restore, now=None, max_verify=MAX_VE
     """The newest verified dump in *folder*, and the newer ones that failed.
 
     *cache* (``{path: {"key", "ok", "entries", "error"}}``) holds earlier
-    verifications and is updated in place (dumps no longer there are dropped).
+    verifications and is updated in place: it keeps the dumps looked at this
+    time (the newest down to the first verified one), so it stays small.
     Returns ``{"dumps", "verified": {...} or None, "failed": [...], "pending"}``.
     """
     now = time.time() if now is None else now
     dumps = sorted(((info.st_mtime, name, info) for name, info in _scandir(folder)
                     if stat.S_ISREG(info.st_mode) and is_dump_name(name, database)),
                    reverse=True)
-    present = set()
+    looked_at = set()
     failed, verified, pending, budget = [], None, 0, max_verify
     for mtime, name, info in dumps:
         path = os.path.join(folder, name)
-        present.add(path)
+        looked_at.add(path)
         key = "%d:%d:%d" % (info.st_ino, info.st_size, info.st_mtime_ns)
         known = cache.get(path)
         if not known or known.get("key") != key:
@@ -176,7 +177,7 @@ def dump_status(folder, database, cache, pg_restore, now=None, max_verify=MAX_VE
             break
         failed.append(item)
     for path in list(cache):
-        if path not in present:
+        if path not in looked_at:
             del cache[path]
     return {"dumps": len(dumps), "verified": verified, "failed": failed, "pending": pending}
 

@@ -9,7 +9,8 @@ watchdog reads odoo.conf and the Odoo process's command line
              "cpu_count": 4, "memory_bytes": 8 << 30,
              "gevent": False,              # can Odoo's interpreter import gevent (None: unknown)
              "public_url": "https://erp.example.com",   # default: web.base.url
-             "environment": "prod", "databases": ["prod"]}
+             "environment": "prod", "databases": ["prod"],
+             "no_http_probes": False}      # True: no request to this server (it cannot answer)
 
 - ``realtime_unavailable``: ``workers > 0`` while gevent is missing or
   ``/websocket`` does not upgrade through the public URL (Odoo 18's
@@ -229,6 +230,33 @@ def effective_options(conf_text=None, argv=None):
     return options
 
 
+def host_resources():
+    """``(cpu count, memory bytes)`` this process may use: CPU affinity and the
+    cgroup's ``cpu.max`` / ``memory.max`` (a container) count, not only the host's."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 0
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    memory = 0
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()
+        if limit.isdigit():
+            memory = min(memory, int(limit)) if memory else int(limit)
+    except OSError:
+        pass
+    return cpus, memory
+
+
 # --------------------------------------------------------------------------
 # the master password (never shown, never stored)
 
@@ -441,8 +469,12 @@ def check_realtime_unavailable(cursor=None, settings=None, ctx=None):
     gevent_port = int(options.get("gevent_port") or ODOO_DEFAULTS["gevent_port"])
     gevent_host = facts.get("gevent_host") or options.get("http_interface") or "127.0.0.1"
     listening = port_open(gevent_host, gevent_port, timeout)
-    probe = probe_websocket(public, timeout) if _origin(public) else \
-        {"url": public, "status": None, "error": "no public URL (web.base.url) to probe"}
+    if facts.get("no_http_probes"):
+        probe = {"url": public, "status": None, "error": "not probed here"}
+    elif _origin(public):
+        probe = probe_websocket(public, timeout)
+    else:
+        probe = {"url": public, "status": None, "error": "no public URL (web.base.url) to probe"}
     problems = []
     if facts.get("gevent") is False:
         problems.append("gevent is not installed in Odoo's Python: the process that serves "
@@ -450,7 +482,7 @@ def check_realtime_unavailable(cursor=None, settings=None, ctx=None):
     elif not listening:
         problems.append("nothing listens on the gevent port %s:%d" % (gevent_host,
                                                                       gevent_port))
-    if probe["status"] != 101:
+    if probe["status"] != 101 and not facts.get("no_http_probes"):
         problems.append("GET %s with an Upgrade header got %s" % (
             probe["url"], probe["error"] or "no upgrade"))
     details = {"workers": workers, "gevent": facts.get("gevent"), "gevent_port": gevent_port,
@@ -567,7 +599,7 @@ def check_base_url_mismatch(cursor=None, settings=None, ctx=None):
                            "set proxy_mode first." % main},
             "config:web.base.url"))
     report_base = report or base
-    if _origin(report_base):
+    if _origin(report_base) and not (ctx.facts or {}).get("no_http_probes"):
         probe = probe_http(report_base.rstrip("/") + "/web/health",
                            float(s["http_probe_timeout_seconds"]))
         if probe["status"] != 200:

@@ -100,11 +100,11 @@ def check_mail_queue_stuck(cursor, settings=None, ctx=None):
                   else "the default mail server (no server set on the mails)")
         parts = []
         if row["failed"]:
+            reason = " ".join((row["failure_reason"] or "").split())[:200]
             parts.append("%d mail(s) failed in the last %s%s" % (
                 row["failed"], human_duration(window),
-                " (%s: %s)" % (row["failure_type"] or "unknown",
-                               " ".join((row["failure_reason"] or "").split())[:200])
-                if row["failure_reason"] else ""))
+                " (%s)" % ": ".join(filter(None, (row["failure_type"], reason)))
+                if row["failure_type"] or reason else ""))
         if row["waiting"]:
             parts.append("%d mail(s) waiting to be sent, the oldest for %s" % (
                 row["waiting"], human_duration(row["oldest_wait"])))
