@@ -149,7 +149,8 @@ def run_odoo_tests(odoo_bin: str, odoo_path: str, pg: PgCluster, tags: str = "")
         conf.write_text(f"[options]\ndata_dir = {work / 'data'}\n")
         cmd = [
             odoo_bin, "-c", str(conf), f"--addons-path={addons}", "-d", db, "-i", MODULE,
-            "--test-enable", f"--test-tags={tags or '/' + MODULE}", "--stop-after-init", "--log-level=test",
+            "--test-enable", f"--test-tags={tags or '/' + MODULE}", "--stop-after-init",
+            "--log-level=test",
             "--without-demo=all", *odoo_db_args(pg), "--http-interface=127.0.0.1",
             f"--http-port={free_port()}",
         ]
