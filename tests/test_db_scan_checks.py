@@ -7,17 +7,24 @@
 - this server's own options: workers = 2 without gevent (not installed in this
   Odoo's Python), memory and time limits, the master password;
 - real HTTP requests with X-Forwarded-* headers while proxy_mode is off, and
-  a report URL that does not answer.
+  a report URL that does not answer;
+- the watchdog's backup report (the engine's own results, handed over as the
+  watchdog hands them) in the health report, and a dumps folder Odoo reads itself.
 """
 
 import importlib.util
 import json
 import secrets
+import shutil
 import socket
+import tempfile
+import uuid
+from datetime import timedelta
 from unittest.mock import patch
 
 import odoo
-from odoo.tests import HttpCase, TransactionCase, tagged
+from odoo import fields
+from odoo.tests import HttpCase, TransactionCase, new_test_user, tagged
 from odoo.tools import config
 
 
@@ -237,3 +244,70 @@ class TestRequestOrigins(ScanMixin, HttpCase):
         params.set_param("report.url", self.base_url())  # this very server: it answers
         self.scan()
         self.assertEqual(report.state, "resolved")
+
+
+@tagged("post_install", "-at_install")
+class TestBackupHealth(ScanMixin, TransactionCase):
+    """The backup age in the health report: from the watchdog's hand-over, or the scan."""
+
+    def folder(self):
+        path = tempfile.mkdtemp(prefix="auto_heal-test-dumps-")
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    def test_the_watchdog_report_reaches_the_health_report(self):
+        from ..engine.hostchecks import alert_plan, run_host_checks
+        from ..engine.patterns import load_patterns
+        from ..engine.scanner import DEFAULT_PATTERNS
+
+        manager = new_test_user(self.env, "ah_backup_wd", groups="base.group_user,"
+                                "auto_heal.group_auto_heal_manager")
+        # what the watchdog's [backup] check finds in an empty dumps folder
+        run = run_host_checks(["backup_stale"], {"backup_dumps_dir": self.folder(),
+                                                 "backup_database": "prod"})
+        [result] = run.results
+        [alert] = alert_plan(run.results, load_patterns(DEFAULT_PATTERNS))
+        now = fields.Datetime.now().isoformat() + "+00:00"
+        entries = [
+            {"id": uuid.uuid4().hex, "kind": "health", "host": "erp1", "time": now,
+             "family": "backup", "checks": [result.to_dict()], "errors": []},
+            {"id": uuid.uuid4().hex, "kind": "alert", "host": "erp1", "time": now,
+             "key": alert.key, "incident": {
+                 "pattern": alert.check, "severity": alert.severity, "count": 1,
+                 "fingerprint": "wd-backup-prod", "signature": "backup_stale | -",
+                 "message": alert.message, "sample": alert.sample,
+                 "first_seen": now[:19], "last_seen": now[:19],
+                 "source": {"path": alert.subject, "line": 0},
+                 "captures": {"host": "erp1", "subject": alert.subject}}},
+        ]
+        stored = self.env["auto_heal.handover"].with_user(manager).watchdog_handover(entries)
+        self.assertEqual(len(stored["stored"]), 2)
+        backup = self.env["auto_heal.health"]._report()["checks"]["backup"]
+        self.assertEqual(backup["status"], "critical")
+        self.assertIn("no dump of prod in", backup["message"])
+        self.assertEqual(backup["sources"][0]["host"], "erp1")
+        incident = self.env["auto_heal.incident"].search([("fingerprint", "=", "wd-backup-prod")])
+        self.assertEqual((incident.pattern_id.check, incident.source, incident.severity),
+                         ("backup_stale", "watchdog", "critical"))
+        self.assertIn("bin/auto-heal backup --db prod", incident.sample)
+        # an ok report that is 7 hours old: the watchdog stopped reporting
+        old = dict(entries[0], id=uuid.uuid4().hex, checks=[dict(
+            result.to_dict(), status="ok", value=3600, message="the newest verified dump "
+            "of prod is 1.0 h old")])
+        self.env["auto_heal.handover"].with_user(manager).watchdog_handover([old])
+        self.env["auto_heal.handover"].search([("entry_id", "=", old["id"])]).entry_date = \
+            fields.Datetime.now() - timedelta(hours=7) + timedelta(seconds=1)
+        self.env["auto_heal.handover"].search([("entry_id", "=", entries[0]["id"])]).unlink()
+        backup = self.env["auto_heal.health"]._report()["checks"]["backup"]
+        self.assertEqual(backup["status"], "warning")
+        self.assertIn("the watchdog's last backup report is", backup["message"])
+
+    def test_a_folder_odoo_reads_itself(self):
+        folder = self.folder()
+        self.env["ir.config_parameter"].set_param("auto_heal.dbcheck.backup_dumps_dir", folder)
+        scan = self.scan()
+        self.assertEqual(self.line(scan, "backup_stale").status, "critical")
+        self.incident("backup_stale", "backup:%s" % folder)
+        backup = self.env["auto_heal.health"]._report()["checks"]["backup"]
+        self.assertEqual((backup["status"], backup["sources"][0]["source"]),
+                         ("critical", "database scan"))
