@@ -30,9 +30,8 @@ def _configured(config, family):
     if family == "backup":
         section = config["backup"]
         return bool(section["dumps_dir"] or section["filestore_dir"])
-    section = config["deployment"]
-    return section["enabled"] and bool(config["odoo"]["config"] or config["odoo"]["pidfile"]
-                                       or config["odoo"]["cmdline"])
+    # Without odoo.conf the options (the master password first) would be guesses.
+    return config["deployment"]["enabled"] and bool(config["odoo"]["config"])
 
 
 def _inputs(monitor, family):
