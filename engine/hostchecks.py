@@ -134,7 +134,9 @@ def _sample(result):
 
 
 def alert_key(check, subject, status):
-    """>>> alert_key("backup_stale", "backup:prod", "critical")
+    """The monitor's alert key of one check, subject and status.
+
+    >>> alert_key("backup_stale", "backup:prod", "critical")
     'check:backup_stale:backup:prod:critical'
     """
     return "check:%s:%s:%s" % (check, subject, status)
