@@ -304,6 +304,8 @@ def password_weakness(stored, guesses=()):
 
     >>> password_weakness(None)[0], password_weakness("admin")[0], password_weakness("")[0]
     ('default', 'default', 'disabled')
+    >>> password_weakness(False)[0]
+    'disabled'
     >>> password_weakness("odoo")[0], password_weakness("Xk3!")[0]
     ('guessable', 'short')
     >>> password_weakness("correct horse battery staple")
@@ -311,6 +313,9 @@ def password_weakness(stored, guesses=()):
     """
     if stored is None:
         return "default", "the master password is not set: Odoo uses its default, 'admin'"
+    if stored is False:  # odoo.conf's "admin_passwd = False", as Odoo parses it
+        stored = ""
+    stored = str(stored)
     if stored == "":
         return "disabled", "the master password is empty: Odoo refuses every database " \
                            "manager operation"
@@ -776,7 +781,7 @@ def check_database_manager_exposed(cursor=None, settings=None, ctx=None):
     # A hash takes 600,000 PBKDF2 rounds a guess: its verdict is kept between runs, under
     # a digest of the (salted) hash. A plain text password is checked at once, and no
     # digest of it is kept anywhere.
-    hashed = bool(stored) and stored.startswith("$")
+    hashed = isinstance(stored, str) and stored.startswith("$")
     digest = hashlib.sha256(("%s|%s" % (stored, ",".join(guesses))).encode()).hexdigest()[:16] \
         if hashed else None
     cache = (ctx.previous or {}).get("master_password") or {}

@@ -341,9 +341,24 @@ def test_workers_without_gevent_on_a_real_odoo(tmp_path, fake, dbname):
                    if r["check"] == "database_manager_exposed"}
         assert "not set: Odoo uses its default" in manager["config:admin_passwd"]["message"]
     finally:
-        os.killpg(odoo.pid, 15)
-        try:
-            odoo.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(odoo.pid, 9)
-            odoo.wait(10)
+        _stop(odoo)
+    # the same Odoo as a threaded server (workers = 0) serves /websocket itself: the probe
+    # sees the upgrade (HTTP 101), so a working channel is told from a broken one
+    odoo = subprocess.Popen([ODOO_BIN, "-c", str(conf), "--workers", "0", "-d", dbname],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=odoo_env(), start_new_session=True)
+    try:
+        wait_for_health(url, odoo, tmp_path / "odoo.log")
+        assert deployment.probe_websocket(url) == {"url": url + "/websocket", "status": 101,
+                                                   "error": ""}
+    finally:
+        _stop(odoo)
+
+
+def _stop(process):
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait(10)
