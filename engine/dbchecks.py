@@ -163,9 +163,20 @@ class CheckRun(NamedTuple):
     stats: dict  # statements, seconds, per check
 
 
+#: Tables some checks need; :class:`CheckContext` says which exist.
+PROBED_TABLES = ("ir_cron_progress", "ir_cron_trigger", "queue_job", "mail_mail",
+                 "ir_model_constraint", "ir_model_fields", "ir_model_data", "ir_model",
+                 "auto_heal_http_origin")
+
+
 @dataclass
 class CheckContext:
-    """What one run knows besides the thresholds: earlier counters, catalog facts."""
+    """What one run knows besides the thresholds: earlier counters, catalog facts.
+
+    ``facts`` is what the caller knows outside the database (the running
+    server's options, the host's CPUs and memory): the deployment checks
+    read it (:mod:`engine.checks.deployment`).
+    """
 
     previous: dict = field(default_factory=dict)
     counters: dict = field(default_factory=dict)
@@ -173,19 +184,18 @@ class CheckContext:
     server_version: int = 0
     tables: frozenset = frozenset()
     now: float = 0.0  # database clock, epoch seconds
+    facts: dict = field(default_factory=dict)
 
     @classmethod
     def probe(cls, cursor, previous=None):
+        exists = ", ".join("to_regclass('%s') IS NOT NULL AS %s" % (t, t) for t in PROBED_TABLES)
         rows = _query(cursor, """
             SELECT current_database() AS database,
                    current_setting('server_version_num')::int AS server_version,
-                   to_regclass('ir_cron_progress') IS NOT NULL AS ir_cron_progress,
-                   to_regclass('ir_cron_trigger') IS NOT NULL AS ir_cron_trigger,
-                   to_regclass('queue_job') IS NOT NULL AS queue_job,
-                   EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now""")
+                   %s,
+                   EXTRACT(EPOCH FROM clock_timestamp())::float8 AS now""" % exists)
         row = rows[0]
-        tables = frozenset(t for t in ("ir_cron_progress", "ir_cron_trigger", "queue_job")
-                           if row[t])
+        tables = frozenset(t for t in PROBED_TABLES if row[t])
         return cls(previous=dict(previous or {}), database=row["database"],
                    server_version=row["server_version"], tables=tables, now=row["now"])
 
@@ -1391,6 +1401,16 @@ CHECK_SETTINGS = {
                         "queue_job_crit_factor"),
 }
 
+# The check families of engine/checks/ (PostgreSQL safety, mail, backups, deployment):
+# each module imports the helpers above and brings its CHECKS, DEFAULTS, CHECK_SETTINGS.
+from .checks import backup, deployment, mail, postgres  # noqa: E402
+
+FAMILIES = (postgres, mail, backup, deployment)
+for _family in FAMILIES:
+    CHECKS.update(_family.CHECKS)
+    DEFAULTS.update(_family.DEFAULTS)
+    CHECK_SETTINGS.update(_family.CHECK_SETTINGS)
+
 
 def split_settings(settings):
     """Check each setting on its own: ``(usable settings, {key: error line})``.
@@ -1468,7 +1488,7 @@ def _autocommit(cursor):
     return bool(getattr(connection, "autocommit", False))
 
 
-def run_checks(cursor, names=None, settings=None, previous=None):
+def run_checks(cursor, names=None, settings=None, previous=None, facts=None):
     """Run the checks *names* (all of :data:`CHECKS` by default), each bounded and isolated.
 
     Every check runs under ``statement_timeout`` and ``lock_timeout`` set
@@ -1482,7 +1502,7 @@ def run_checks(cursor, names=None, settings=None, previous=None):
     keeps its previous counters.
 
     On a connection in autocommit mode the run opens (and rolls back) its own
-    transaction.
+    transaction. *facts* (JSON-able) reach the checks as ``ctx.facts``.
     """
     started = time.monotonic()
     conf = resolve_settings(settings)
@@ -1511,6 +1531,7 @@ def run_checks(cursor, names=None, settings=None, previous=None):
                         {"statements": counted.statements,
                          "seconds": round(time.monotonic() - started, 3), "checks": {}})
     ctx.counters = counters
+    ctx.facts = dict(facts or {})
     try:
         for name in names:
             function = CHECKS.get(name)

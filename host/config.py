@@ -134,6 +134,22 @@ DEFAULTS = {
     },
     # [actions.NAME]: host parameters of fix actions (checked by _actions)
     "actions": {},
+    # host checks (engine/hostchecks.py; run by host/host_checks.py)
+    "backup": {
+        "period": 900.0,
+        "dumps_dir": "",
+        "database": "",
+        "filestore_dir": "",
+        "live_filestore": "",
+        "crit_hours": 26,
+        "pg_restore": "",
+    },
+    "deployment": {
+        "enabled": True,
+        "period": 3600.0,
+        "public_url": "",
+        "environment": "prod",
+    },
 }
 
 #: Keys holding paths (resolved from the config file's folder).
@@ -144,6 +160,8 @@ PATH_KEYS = {
     ("postgresql", "restart", "datadir"), ("postgresql", "restart", "pg_log"),
     ("probes", "disk", "paths"), ("scan", "patterns"), ("fixes", "roots"),
     ("drift", "files"), ("drift", "versions_dir"), ("handover", "api_key_file"),
+    ("backup", "dumps_dir"), ("backup", "filestore_dir"), ("backup", "live_filestore"),
+    ("backup", "pg_restore"),
 }
 CHOICES = {
     ("watchdog", "log_level"): ("debug", "info", "warning", "error"),
@@ -152,6 +170,7 @@ CHOICES = {
                                        "command"),
     ("scan", "min_severity"): ("low", "medium", "high", "critical"),
     ("handover", "incidents"): ("always", "when_down"),
+    ("deployment", "environment"): ("dev", "staging", "prod"),
 }
 HOST_ACTIONS = ("remove_deprecated_cron_fields", "fix_permissions", "restore_config")
 
@@ -337,6 +356,13 @@ def check(config, path):
     handover = config["handover"]
     if handover["db"] and not (handover["login"] and handover["api_key_file"]):
         raise ConfigError(f"{path}: [handover] db needs login and api_key_file")
+    for name in ("backup", "deployment"):
+        if config[name]["period"] <= 0:
+            raise ConfigError(f"{path}: [{name}] period must be > 0")
+    public = config["deployment"]["public_url"]
+    if public and (urlsplit(public).scheme not in ("http", "https")
+                   or not urlsplit(public).netloc):
+        raise ConfigError(f"{path}: [deployment] public_url must be an http(s) URL")
 
 
 def state_dir(config):

@@ -61,6 +61,7 @@ from engine.watchdog import (
 )
 
 from . import config as cfg
+from . import host_checks
 from .sdnotify import Notifier
 
 LOG = logging.getLogger("auto_heal.watchdog")
@@ -73,7 +74,7 @@ PATTERNS_REFRESH = 600.0
 #: After this many failed cycles in a row the watchdog exits (systemd restarts it).
 MAX_FAILED_CYCLES = 10
 #: Spool entry kinds.
-KINDS = ("incident", "fix_run", "restart", "drift", "escalation", "alert")
+KINDS = ("incident", "fix_run", "restart", "drift", "escalation", "alert", "health")
 
 
 def _iso(moment):
@@ -342,14 +343,14 @@ class Monitor:
             LOG.error("alert command %s exited %d: %s", argv[0], result.returncode,
                       result.stderr.decode("utf-8", "replace").strip()[-300:])
 
-    def alert(self, key, severity, message, now, kind=None, subject=""):
+    def alert(self, key, severity, message, now, kind=None, subject="", sample=""):
         """Raise an alert once (log, spool, hook) until :meth:`clear_alert`."""
         if key in self.alerts:
             return False
         self.alerts[key] = now
         (LOG.error if severity in ("high", "critical") else LOG.warning)("alert: %s", message)
         incident = self.event_incident(kind or "watchdog_" + key.split(":")[0], severity,
-                                       message, subject=subject or key, now=now)
+                                       message, subject=subject or key, sample=sample, now=now)
         self.emit({"kind": "alert", "key": key, "incident": incident})
         self._hook({"event": "alert", "key": key, "severity": severity, "message": message})
         return True
@@ -1156,6 +1157,7 @@ class Monitor:
         self.probe_process(now)
         self.probe_http(now)
         self.probe_resources(now)
+        host_checks.run_due(self, now)  # [backup], [deployment]: host/host_checks.py
         self.check_drift(now)
         decision = decide_action(self.observation(now))
         self.act(decision, now)

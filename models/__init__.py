@@ -3,6 +3,7 @@ from . import (
     auto_heal_fix_run,
     auto_heal_handover,
     auto_heal_health,
+    auto_heal_http_origin,
     auto_heal_incident,
     auto_heal_log_source,
     auto_heal_notification,

@@ -7,6 +7,7 @@ they found::
     active patterns with a check                 --> the checks to run
     ir.attachment._filestore()                   --> filestore_path
     the previous scan's counters                 --> previous
+    odoo.tools.config, the host's CPUs and RAM   --> facts (the deployment checks)
           |
           v
     engine.dbchecks.run_checks(env.cr, ...)   each check bounded, in a savepoint
@@ -27,6 +28,7 @@ dbcheck_auto_resolve``, on by default): a past condition must not keep the
 health endpoint critical. If it comes back, it is a regression.
 """
 
+import importlib.util
 import json
 import logging
 import os
@@ -34,8 +36,11 @@ import socket
 import time
 from datetime import timedelta
 
+import odoo
 from odoo import api, fields, models
+from odoo.tools import config
 
+from ..engine.checks.deployment import OPTION_KEYS, host_resources
 from ..engine.dbchecks import (
     CHECKS,
     COMMON_SETTINGS,
@@ -179,6 +184,29 @@ class AutoHealDbScan(models.Model):
         return patterns, names
 
     @api.model
+    def _deployment_facts(self):
+        """What the deployment checks read outside the database: this server's options.
+
+        ``odoo.tools.config`` is the running server's configuration (odoo.conf and
+        its command line). ``admin_passwd`` is in it only for the master password
+        check, which reports weakness, never the value; facts are not stored.
+        """
+        cpus, memory = host_resources()
+        # Under Odoo's test runner outside an HttpCase, the loading thread holds the
+        # registry lock: this server cannot answer a request, a probe would time out.
+        testing = odoo.modules.module.current_test and self.env.registry.test_cr is None
+        return {
+            "no_http_probes": bool(testing),
+            "source": "odoo",
+            "options": {key: config.get(key) for key in OPTION_KEYS},
+            "cpu_count": cpus,
+            "memory_bytes": memory,
+            "gevent": importlib.util.find_spec("gevent") is not None,
+            "environment": self.env["res.config.settings"]._auto_heal_settings()["environment"],
+            "databases": [self.env.cr.dbname],
+        }
+
+    @api.model
     def _previous_counters(self):
         last = self.search([("counters", "!=", False)], limit=1)
         try:
@@ -223,7 +251,8 @@ class AutoHealDbScan(models.Model):
         to_run = [name for name in names if name not in blocked]
         # The checks read through the same cursor: what the ORM holds must be in it.
         self.env.flush_all()
-        run = run_checks(cr, to_run, settings, self._previous_counters())
+        run = run_checks(cr, to_run, settings, self._previous_counters(),
+                         facts=self._deployment_facts())
         errors += run.errors
 
         findings = to_findings(run.results, patterns, database=cr.dbname)
@@ -344,6 +373,8 @@ class AutoHealDbScan(models.Model):
             error = errors.get(name) or blocked.get(name)
             if error:
                 status = "error"
+            elif results and all(r.details.get("skipped") for r in results):
+                status = "skipped"  # e.g. queue_job not installed, no backup folder set
             elif results:
                 status = status_of(results)
             else:
@@ -378,6 +409,7 @@ class AutoHealDbScan(models.Model):
                            ("id", "!=", newest.id)])
         if old:
             old.unlink()
+        self.env["auto_heal.http.origin"]._prune()
 
     @api.model
     def _last_scan(self, successful=False):

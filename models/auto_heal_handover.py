@@ -6,10 +6,14 @@ answer (engine/spool.py) and, once Odoo answers, calls
 Manager with batches of entries::
 
     {"id": "3f2a...", "kind": "restart" | "incident" | "fix_run" | "drift" |
-                              "escalation" | "alert",
+                              "escalation" | "alert" | "health",
      "host": "erp1", "time": "2026-11-29T14:40:19+00:00",
      "incident": {engine Incident.to_dict()},          # optional
      "record": {engine RunRecord.to_dict()}, ...}      # optional
+
+A ``health`` entry carries the results of the checks the watchdog runs on the
+host (``"checks": [CheckResult.to_dict()]``: the backup age, the deployment
+configuration); the health report shows the newest (``_health_backup``).
 
 Each entry id is stored once (a unique constraint, and ``INSERT ... ON
 CONFLICT DO NOTHING``, so two deliveries racing each other cannot both win).
@@ -43,6 +47,7 @@ KINDS = [
     ("drift", "Config Drift"),
     ("escalation", "Escalation"),
     ("alert", "Alert"),
+    ("health", "Host Checks"),
     ("other", "Other"),
 ]
 #: At most this many entries per call (the watchdog sends 100 by default).
@@ -192,6 +197,10 @@ class AutoHealHandover(models.Model):
             parts.append(str(entry["service"]))
         if record:
             parts.append(f"{record.get('action')} {record.get('state')}")
+        checks = entry.get("checks") if isinstance(entry.get("checks"), list) else []
+        if checks:
+            parts.append(", ".join(f"{c.get('check')} {c.get('status')}" for c in checks[:10]
+                                   if isinstance(c, dict)))
         if incident:
             parts.append(f"{incident.get('pattern')}: "
                          f"{str(incident.get('message') or '').splitlines()[0][:120]}"

@@ -11,11 +11,15 @@ critical, 200 otherwise::
     disk       free space of data_dir and of the filestore
     log_scan   age of the last successful scan of the log sources
     db_scan    age of the last successful database scan
+    backup     age of the last verified dump and filestore copy: what the watchdog
+               reported from the host (a hand-over entry of kind health), or the
+               database scan's backup_stale check when Odoo watches a folder itself
     incidents  open incidents by severity: an open critical one is critical
 
 Everything is read: the report runs on the request's read-only cursor.
 """
 
+import json
 import logging
 import os
 import time
@@ -42,6 +46,8 @@ HEALTH_DEFAULTS = {
 LATE_INTERVALS = (3, 12)
 _INTERVAL_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400, "weeks": 7 * 86400,
                      "months": 30 * 86400}
+#: A watchdog backup report older than this (seconds) is itself a warning.
+REPORT_STALE = 6 * 3600
 CRON_CHECKS = ("cron_failing", "cron_near_deactivation", "cron_switched_off", "cron_stuck",
                "cron_never_run")
 
@@ -80,6 +86,7 @@ class AutoHealHealth(models.AbstractModel):
             ("disk", self._health_disk),
             ("log_scan", self._health_log_scan),
             ("db_scan", self._health_db_scan),
+            ("backup", self._health_backup),
             ("incidents", self._health_incidents),
         )
         checks = {}
@@ -277,6 +284,58 @@ class AutoHealHealth(models.AbstractModel):
             "threshold": "warn >= %s, crit >= %s" % (human_duration(warn), human_duration(crit)),
             "message": ("last successful scan %s ago" % human_duration(age)) if last_ok
             else "never scanned successfully",
+        }
+
+    @api.model
+    def _health_backup(self, settings):
+        """The backup_stale results: the watchdog's newest report, and the scan's own."""
+        results, sources = [], []
+        # sudo: the endpoint has no user; hand-over entries are for Auto-Heal users.
+        for entry in self.env["auto_heal.handover"].sudo().search(
+                [("kind", "=", "health")], limit=20):
+            try:
+                payload = json.loads(entry.payload or "{}")
+            except ValueError:
+                continue
+            found = [c for c in payload.get("checks") or [] if isinstance(c, dict)
+                     and c.get("check") == "backup_stale" and c.get("status") in
+                     (OK, WARNING, CRITICAL) and not (c.get("details") or {}).get("skipped")]
+            if found:
+                age = (fields.Datetime.now() - entry.entry_date).total_seconds() \
+                    if entry.entry_date else None
+                results += found
+                sources.append({"source": "watchdog", "host": entry.host,
+                                "reported": _iso(entry.entry_date),
+                                "report_age_seconds": round(age) if age is not None else None})
+                break
+        _scan, lines = self._last_scan_lines()
+        line = lines.get("backup_stale")
+        if line and line.status in (OK, WARNING, CRITICAL) and line.results:
+            try:
+                scanned = json.loads(line.results)
+            except ValueError:
+                scanned = []
+            results += [r for r in scanned if isinstance(r, dict)]
+            sources.append({"source": "database scan", "reported": _iso(line.scan_date)})
+        if not results:
+            return {"status": OK, "message": "backups are not watched: no [backup] report "
+                                             "from the watchdog, no backup folder set"}
+        statuses = [r["status"] for r in results]
+        stale = [s for s in sources if (s.get("report_age_seconds") or 0) > REPORT_STALE]
+        status = worst(*statuses, *([WARNING] if stale else []))
+        worst_result = next((r for r in results if r["status"] == status), results[0])
+        message = worst_result.get("message") or ""
+        if stale:
+            message = "the watchdog's last backup report is %s old; %s" % (
+                human_duration(stale[0]["report_age_seconds"]), message)
+        return {
+            "status": status,
+            "message": message,
+            "threshold": worst_result.get("threshold"),
+            "sources": sources,
+            "checks": [{"subject": r.get("subject"), "status": r.get("status"),
+                        "age_seconds": r.get("value"), "message": r.get("message")}
+                       for r in results],
         }
 
     @api.model

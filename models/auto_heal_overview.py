@@ -121,7 +121,7 @@ class AutoHealOverview(models.TransientModel):
                 "database": self.env._("Database"), "crons": self.env._("Crons"),
                 "modules": self.env._("Modules"), "disk": self.env._("Disk"),
                 "log_scan": self.env._("Log scan"), "db_scan": self.env._("Database scan"),
-                "incidents": self.env._("Incidents"),
+                "backup": self.env._("Backups"), "incidents": self.env._("Incidents"),
             }.get(name, name)
             detail = check.get("message") or ""
             if name == "database" and "connect_ms" in check:

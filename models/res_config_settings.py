@@ -38,8 +38,8 @@ HEALTH_TOKEN_PARAM = "auto_heal.health_token"
 
 def _check_field(key, kind, string, help_text=None):
     """A Settings field for the ``auto_heal.dbcheck.<key>`` parameter of a database check."""
-    field_type = fields.Integer if kind is int else fields.Float
-    return field_type(string=string, default=CHECK_DEFAULTS[key],
+    field_type = {int: fields.Integer, float: fields.Float, str: fields.Char}[kind]
+    return field_type(string=string, default=CHECK_DEFAULTS[key] or False,
                       config_parameter=f"auto_heal.dbcheck.{key}", help=help_text)
 
 
@@ -115,6 +115,48 @@ class ResConfigSettings(models.TransientModel):
     auto_heal_dbcheck_filestore_sample_random = _check_field(
         "filestore_sample_random", int, "Random Attachments Checked",
         "...plus this many picked at random (never a full scan).")
+    # PostgreSQL safety (engine/checks/postgres.py)
+    auto_heal_dbcheck_xid_age_warn_freeze_max_percent = _check_field(
+        "xid_age_warn_freeze_max_percent", float,
+        "Transaction ID Age: Warning (% of autovacuum_freeze_max_age)",
+        "A database whose oldest unfrozen transaction ID is this old has an anti-wraparound "
+        "vacuum that cannot finish; the finding names what holds it back.")
+    auto_heal_dbcheck_sequence_warn_percent = _check_field(
+        "sequence_warn_percent", float, "id Sequence Used: Warning (%)",
+        "Share of an int4 id's range (2,147,483,647) already used.")
+    auto_heal_dbcheck_sequence_crit_percent = _check_field(
+        "sequence_crit_percent", float, "id Sequence Used: Critical (%)")
+    auto_heal_dbcheck_sequence_crit_days = _check_field(
+        "sequence_crit_days", float, "id Sequence: Critical Below (days left)",
+        "At the growth measured between scans (over a day at least).")
+    auto_heal_dbcheck_prepared_xact_warn_minutes = _check_field(
+        "prepared_xact_warn_minutes", int, "Prepared Transaction: Warning (min)")
+    auto_heal_dbcheck_slot_retained_warn_mib = _check_field(
+        "slot_retained_warn_mib", int, "Inactive Replication Slot: Warning (MiB of WAL)")
+    # the outgoing mail queue (engine/checks/mail.py)
+    auto_heal_dbcheck_mail_exception_window_hours = _check_field(
+        "mail_exception_window_hours", int, "Failed Mails Counted Over (hours)",
+        "Mails their server refused (connection, login) within this time; failures about "
+        "one recipient are left out.")
+    auto_heal_dbcheck_mail_exception_crit = _check_field(
+        "mail_exception_crit", int, "Failed Mails: Critical (count)")
+    auto_heal_dbcheck_mail_outgoing_warn_minutes = _check_field(
+        "mail_outgoing_warn_minutes", int, "Mail Waiting to Be Sent: Warning (min)")
+    # backups (engine/checks/backup.py); the watchdog has its own [backup] section
+    auto_heal_dbcheck_backup_dumps_dir = _check_field(
+        "backup_dumps_dir", str, "Dumps Folder",
+        "A folder of pg_dump archives that this Odoo server can read; empty: only the "
+        "watchdog's report is shown.")
+    auto_heal_dbcheck_backup_filestore_dir = _check_field(
+        "backup_filestore_dir", str, "Filestore Copy Folder")
+    auto_heal_dbcheck_backup_crit_hours = _check_field(
+        "backup_crit_hours", int, "Backup: Critical After (hours)")
+    # deployment (engine/checks/deployment.py)
+    auto_heal_dbcheck_memory_total_warn_percent = _check_field(
+        "memory_total_warn_percent", float, "Memory Limits: Warning (% of RAM)",
+        "(workers + cron threads) x limit_memory_hard as a share of the host's memory.")
+    auto_heal_dbcheck_cron_duration_warn_percent = _check_field(
+        "cron_duration_warn_percent", float, "Longest Cron Run: Warning (% of its time limit)")
     auto_heal_db_scan_keep_days = fields.Integer(
         string="Keep Scans (days)", default=30, config_parameter="auto_heal.db_scan_keep_days")
 

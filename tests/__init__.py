@@ -1,6 +1,7 @@
 from . import (
     test_boundary,
     test_db_scan,
+    test_db_scan_checks,
     test_fix_actions,
     test_fix_run,
     test_fix_run_params,

@@ -209,7 +209,8 @@ class TestDbScan(TransactionCase):
         scan = self.Scan._cron_scan_database()
         errors = scan.check_ids.filtered(lambda line: line.status == "error")
         self.assertTrue(errors)
-        self.assertEqual(set(errors.mapped("check")) - {"cron_stuck", "cron_switched_off"},
+        self.assertEqual(set(errors.mapped("check")) - {"cron_stuck", "cron_switched_off",
+                                                        "workers_sizing"},
                          set(), errors.mapped("check"))
         for line in errors:
             self.assertIn("LockNotAvailable", line.error)

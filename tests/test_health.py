@@ -1,9 +1,12 @@
 """``/auto_heal/health`` over real HTTP: the token, the status codes, no session."""
 
 import os
+import secrets
+from unittest.mock import patch
 
 import odoo
 from odoo.tests import HttpCase, tagged
+from odoo.tools import config
 
 URL = "/auto_heal/health"
 
@@ -25,6 +28,9 @@ class TestHealthEndpoint(HttpCase):
         # The disk of the machine running the tests is not what is tested here.
         params.set_param("auto_heal.health_disk_warn_percent", "0")
         params.set_param("auto_heal.health_disk_crit_percent", "0")
+        # The test server runs with Odoo's default master password ('admin'), which the
+        # database_manager_exposed check rightly calls critical; not what is tested here.
+        self.startPatcher(patch.dict(config.options, admin_passwd=secrets.token_urlsafe(24)))
         self.sessions_before = session_files()
 
     def get(self, query="", headers=None):
@@ -59,12 +65,19 @@ class TestHealthEndpoint(HttpCase):
         for response in (self.get(headers={"X-Auto-Heal-Token": self.token}),
                          self.get(f"?token={self.token}"),
                          self.get(f"?token={self.token}&db={self.env.cr.dbname}")):
-            self.assertEqual(response.status_code, 200, response.text)
+            open_incidents = self.env["auto_heal.incident"].search(
+                [("state", "in", ("new", "acknowledged", "regressed"))])
+            self.assertEqual(response.status_code, 200, "%s\nopen incidents: %s" % (
+                response.text, open_incidents.mapped(lambda i: (i.pattern_type, i.severity,
+                                                                i.message))))
             report = response.json()
             self.assertIn(report["status"], ("ok", "warning"))
             self.assertEqual(report["database"], self.env.cr.dbname)
             self.assertEqual(set(report["checks"]), {
-                "database", "crons", "modules", "disk", "log_scan", "db_scan", "incidents"})
+                "database", "crons", "modules", "disk", "log_scan", "db_scan", "backup",
+                "incidents"})
+            self.assertEqual(report["checks"]["backup"]["status"], "ok")
+            self.assertIn("backups are not watched", report["checks"]["backup"]["message"])
             database = report["checks"]["database"]
             self.assertEqual(database["status"], "ok")
             self.assertGreater(database["connect_ms"] + database["query_ms"], 0)

@@ -112,10 +112,12 @@ class PgCluster:
     :param fast: fsync off and friends; default: on for temporary clusters.
     :param handle_signals: in the context manager, turn SIGTERM/SIGHUP into
         :class:`tools.proc.Interrupted` so that ``__exit__`` cleans up.
+    :param settings: more server settings, e.g. ``{"max_prepared_transactions": 5,
+        "wal_level": "logical"}`` (written to ``auto_heal.conf`` at each start).
     """
 
     def __init__(self, datadir=None, keep=False, role="auto_heal", bindir=None, fast=None,
-                 handle_signals=True):
+                 handle_signals=True, settings=None):
         self.bindir = bindir or find_bindir()
         self.temporary = datadir is None
         self.base = None if datadir is None else Path(datadir).resolve()
@@ -123,6 +125,10 @@ class PgCluster:
         self.role = role
         self.fast = self.temporary if fast is None else fast
         self.handle_signals = handle_signals
+        self.settings = dict(settings or {})
+        for key in self.settings:
+            if not re.fullmatch(r"[a-z_][a-z0-9_.]*", key):
+                raise PgError(f"not a PostgreSQL setting name: {key!r}")
         self.port = None
         self.password = None
         self.socket_dir = None
@@ -377,6 +383,7 @@ class PgCluster:
         ]
         if self.fast:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
+        lines += [f"{key} = {_conf_value(value)}" for key, value in self.settings.items()]
         self._conf.write_text("\n".join(lines) + "\n")
         if self._pg_user:
             os.chown(self._conf, self._pg_user.pw_uid, self._pg_user.pw_gid)
@@ -398,6 +405,15 @@ class PgCluster:
         self.psql(
             f"{verb} ROLE {_ident(self.role)} LOGIN CREATEDB PASSWORD {_literal(self.password)}"
         )
+
+
+def _conf_value(value) -> str:
+    """A postgresql.conf value: numbers and booleans bare, the rest quoted."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _literal(value: str) -> str:

@@ -148,15 +148,19 @@ def count_opens(path, function):
         watcher.close()
 
 
-def start_private_cluster():
-    """A started :class:`tools.pgcluster.PgCluster`, or skip the test clearly."""
+def start_private_cluster(settings=None):
+    """A started :class:`tools.pgcluster.PgCluster`, or skip the test clearly.
+
+    *settings*: more server settings (``max_prepared_transactions``,
+    ``wal_level``...), for states the shared cluster cannot have.
+    """
     try:
         from tools.pgcluster import PgCluster, PgError, find_bindir
 
         find_bindir()
     except Exception as exc:  # noqa: BLE001 - no server binaries here
         pytest.skip(f"no PostgreSQL server binaries: {exc}")
-    cluster = PgCluster(handle_signals=False)
+    cluster = PgCluster(handle_signals=False, settings=settings)
     try:
         cluster.start()
     except PgError as exc:
