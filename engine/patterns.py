@@ -78,6 +78,8 @@ from .linear import NotLinear, check_linear
 from .records import LEVELS
 
 SEVERITIES = ("low", "medium", "high", "critical")
+#: The largest patterns file read (data/patterns.json is about 100 KB).
+MAX_FILE_BYTES = 16 * 1024 * 1024
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 TYPE_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 #: The pseudo-type of ERROR and CRITICAL records that match no pattern.
@@ -436,13 +438,12 @@ def read_entries(path):
     The file's ``definitions`` are handed to every entry (an entry's own
     definitions win), so each entry validates on its own.
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except FileNotFoundError:
-        raise PatternFileError(f"patterns file not found: {path}") from None
-    except OSError as exc:
-        raise PatternFileError(f"cannot read patterns file {path}: {exc.strerror or exc}") from None
+    from .safefs import read_regular
+
+    try:  # a regular file within the cap: never a FIFO, /dev/zero or a giant file
+        raw = read_regular(path, "patterns file", MAX_FILE_BYTES, follow=True)
+    except EngineError as exc:
+        raise PatternFileError(str(exc)) from None
     try:
         document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

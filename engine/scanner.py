@@ -308,7 +308,8 @@ class _Spill:
         self.end, self.at_end = 0, True
 
     def put(self, values):
-        raw = json.dumps(values, ensure_ascii=False).encode("utf-8")
+        # a path of non-UTF-8 bytes is a str with surrogates: kept as they are
+        raw = json.dumps(values, ensure_ascii=False).encode("utf-8", "surrogatepass")
         if not self.at_end:  # a seek flushes the buffer: only after a read
             self.file.seek(self.end)
             self.at_end = True
@@ -320,7 +321,7 @@ class _Spill:
     def get(self, where):
         self.file.seek(where[0])
         self.at_end = False
-        return json.loads(self.file.read(where[1]).decode("utf-8"))
+        return json.loads(self.file.read(where[1]).decode("utf-8", "surrogatepass"))
 
 
 def _spilled(name):

@@ -124,7 +124,7 @@ def _load_config(path):
 
 def cmd_monitor(args):
     from host import config as cfg
-    from host.monitor import Monitor, setup_logging
+    from host.monitor import Monitor, setup_logging, stop_on_signal
     from host.sdnotify import Notifier
     from host.state import State, StateLock
 
@@ -138,9 +138,7 @@ def cmd_monitor(args):
         state = State.load(cfg.state_path(config))
         monitor = Monitor(config, state, notifier=Notifier(), patterns=args.patterns)
 
-        def stop(signum, frame):
-            monitor.stop_event.set()
-
+        stop = stop_on_signal(monitor)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         monitor.run(max_cycles=args.max_cycles)

@@ -99,6 +99,7 @@ DEFAULTS = {
         "patterns": "",
         "settle": 10.0,
         "min_severity": "low",
+        "max_mb_per_cycle": 16,
     },
     "fixes": {
         "auto": [],

@@ -90,6 +90,20 @@ def _mtime(path):
         return 0.0
 
 
+class ScanStopped(BaseException):
+    """Raised by the SIGTERM handler in the middle of a log scan: the scan stops,
+    what was read whole is kept, the rest is read at the next start."""
+
+
+def stop_on_signal(monitor):
+    """A SIGTERM/SIGINT handler: stop after the cycle, or at once in a scan."""
+    def stop(signum, frame):
+        monitor.stop_event.set()
+        if monitor.scanning:
+            raise ScanStopped()
+    return stop
+
+
 def setup_logging(config, verbose=False):
     """Log to ``[watchdog] log_file`` (``-``: stderr), one line per event.
 
@@ -154,6 +168,8 @@ class Monitor:
         self._scanner = None
         self._patterns_key = None
         self.stop_event = threading.Event()
+        #: True while the logs are read: SIGTERM then stops the read (ScanStopped).
+        self.scanning = False
         self.last_process = None
         self.last_decision = None
         self._http_failed_now = False
@@ -921,14 +937,26 @@ class Monitor:
         if not scan["enabled"] or not logs:
             return []
         scanner = self.scanner()
-        findings = []
-        for path in logs:
-            try:
-                result = scanner.scan_file(path, self.state.cursor(path), final=False,
-                                           settle_seconds=scan["settle"])
-            except LogSourceError as exc:
-                self._once(f"log:{path}", LOG.warning, f"log: {exc}")
-                continue
+        # a bounded read per log and cycle: a 1 GB backlog is read over many cycles,
+        # and the probes keep their period (and READY comes in time)
+        budget = scan["max_mb_per_cycle"] * 1024 * 1024
+        findings, done = [], []
+        try:
+            self.scanning = True  # SIGTERM now stops the scan (ScanStopped)
+            for path in logs:
+                try:
+                    result = scanner.scan_file(path, self.state.cursor(path), final=False,
+                                               settle_seconds=scan["settle"], max_bytes=budget)
+                except LogSourceError as exc:
+                    self._once(f"log:{path}", LOG.warning, f"log: {exc}")
+                    continue
+                done.append((path, result))
+        except ScanStopped:
+            LOG.info("stopping in the middle of a scan: the rest is read at the next start "
+                     "(the cursors stay where the read records end)")
+        finally:
+            self.scanning = False
+        for path, result in done:
             self._forget(f"log:{path}", f"log {path} readable again")
             for message in result.warnings:
                 LOG.warning("log %s: %s", path, message)
