@@ -524,7 +524,9 @@ class FixPermissions(FixAction):
             Precondition("the roots lie inside the allowed roots", not outside,
                          "; ".join(outside)),
             Precondition("at least one usable root exists", bool(roots),
-                         "" if roots else "none of %s" % ", ".join(given)),
+                         "" if roots else "none of %s" % ", ".join(given) if given else
+                         "the config names no folder inside the operator's roots (%s)"
+                         % ", ".join(operator)),
         ]
         if targeted and not named:
             preconditions.append(Precondition(
