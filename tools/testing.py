@@ -106,12 +106,13 @@ class Unprivileged:
         return b"".join(chunks).decode(errors="replace")
 
 
-def swap_for_symlink_after_opens(path, target, opens, timeout=30.0):
+def swap_for_symlink_after_opens(path, target, opens, timeout=25.0):
     """An attack for :class:`Unprivileged`: watch *path* with inotify and, right
     after its *opens*-th open, swap it for a symlink to *target*."""
-    def attack(ready):
-        from inotify_simple import INotify, flags
+    # imported here, as root: the forked child as nobody cannot read root's Python
+    from inotify_simple import INotify, flags
 
+    def attack(ready):
         watcher = INotify()
         # closes between the opens keep the kernel from folding two opens into one event
         watcher.add_watch(path, flags.OPEN | flags.CLOSE_NOWRITE | flags.CLOSE_WRITE)

@@ -192,3 +192,51 @@ def test_restore_config_never_writes_through_a_swapped_config(scene, nth):
     assert _victim_state(scene["victim"]) == victim, (record.state, record.error)
     assert record.state != "done"
     assert any(word in record.error for word in REASONS), record.error
+
+
+def test_the_unattended_monitor_never_writes_through_a_swapped_file(scene):
+    """The same attack on `monitor` with [fixes] auto: a log record names the XML,
+    the watchdog fixes it by itself, and the odoo user swaps the file meanwhile."""
+    from .watchdog_helpers import (
+        FakeOdoo,
+        MonitorProcess,
+        base_config,
+        spool_entries,
+        wait_for,
+        write_config,
+    )
+
+    victim = _victim_state(scene["victim"])
+    fake = FakeOdoo(os.path.join(scene["base"], "odoo"))
+    try:
+        fake.start()
+        for nth in (2, 3, 4):
+            _reset(scene)
+            open(fake.log, "w").close()  # the record of the round before is not read again
+            state_dir = os.path.join(scene["base"], f"state-{nth}")
+            config = base_config(scene["base"], fake, fixes={
+                "auto": ["remove_deprecated_cron_fields"], "roots": [scene["addons"]],
+                "first_delay": 0.0})
+            config["watchdog"]["state_dir"] = state_dir
+            config["scan"] = {"settle": 0.0}
+            monitor = MonitorProcess(write_config(scene["base"], config, f"wd-{nth}.toml"),
+                                     state_dir)
+            try:
+                monitor.wait(lambda wd: wd["status"]["healthy"], 30)
+                attacker = Unprivileged("nobody", swap_for_symlink_after_opens(
+                    scene["cron"], scene["victim"], nth))
+                attacker.wait_ready()
+                with open(fake.log, "a") as handle, open(scene["log"]) as record:
+                    handle.write(record.read())
+                runs = wait_for(lambda folder=state_dir: [
+                    e["record"] for e in spool_entries(folder) if e["kind"] == "fix_run"],
+                    120, what="the watchdog's fix run")
+                report = attacker.finish()
+            finally:
+                monitor.stop()
+            assert _victim_state(scene["victim"]) == victim, (nth, report, runs)
+            assert report.startswith("swapped"), (report, runs)
+            assert [r["state"] for r in runs] != ["done"], (nth, runs)
+            assert any(word in runs[0]["error"] for word in REASONS), runs[0]["error"]
+    finally:
+        fake.cleanup()
