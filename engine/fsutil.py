@@ -40,11 +40,13 @@ b'<odoo/>\\n'
 
 import contextlib
 import datetime
+import difflib
 import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import asdict, dataclass
 
@@ -65,7 +67,9 @@ __all__ = [
     "read_backup",
     "resolve_inside",
     "restore_backup",
+    "split_lines",
     "split_root",
+    "unified_diff",
     "sha256_bytes",
 ]
 
@@ -402,3 +406,32 @@ def locked(lock_path):
         yield
     finally:
         os.close(descriptor)
+
+
+def split_lines(text):
+    """Lines of *text* with their endings (\\n, \\r\\n or \\r), the last one without."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
+def unified_diff(old, new, path, encoding="utf-8"):
+    """Unified diff of two byte strings, decoded with *encoding*.
+
+    >>> print(unified_diff(b"a\\nb\\n", b"a\\n", "f.xml"), end="")
+    --- a/f.xml
+    +++ b/f.xml
+    @@ -1,2 +1 @@
+     a
+    -b
+    """
+    old_lines = split_lines(old.decode(encoding, "replace"))
+    new_lines = split_lines(new.decode(encoding, "replace"))
+    label = path.lstrip("/")
+    out = []
+    for line in difflib.unified_diff(old_lines, new_lines, "a/" + label, "b/" + label):
+        if line.startswith(("---", "+++")):
+            out.append(line.rstrip("\r\n") + "\n")
+        elif line.endswith(("\n", "\r")):
+            out.append(line)
+        else:
+            out.append(line + "\n\\ No newline at end of file\n")
+    return "".join(out)

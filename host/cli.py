@@ -892,8 +892,8 @@ def cmd_fix_cron(args):
             % (exc.name or exc)
         ) from None
     from engine import fsutil
+    from engine import xmledit as cron_fields
     from engine.budget import BudgetPolicy
-    from engine.fixes import cron_fields
 
     if not args.paths and not args.from_log:
         raise UsageError("fix-cron needs a PATH or --from-log FILE")

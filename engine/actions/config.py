@@ -34,7 +34,7 @@ import os
 from .. import backup as versions
 from .. import fsutil, safefs
 from ..errors import EngineError
-from ..fixes.cron_fields import unified_diff
+from ..fsutil import unified_diff
 from ..secrets import mask_secrets
 from .base import ActionError, FixAction, Plan, Precondition, register
 from .params import DATA, HOST, Param

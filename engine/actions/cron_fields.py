@@ -2,7 +2,7 @@
 
 Odoo 18 refuses ``numbercall`` and ``doall`` on ``ir.cron``; a module whose
 data XML still sets them stops Odoo with "Failed to initialize database".
-This action wraps :mod:`engine.fixes.cron_fields` (which finds the byte spans
+This action wraps :mod:`engine.xmledit` (which finds the byte spans
 to cut and proves the result equals the old tree minus those fields) into the
 five steps of :mod:`engine.actions.base`::
 
@@ -60,8 +60,8 @@ import os
 from lxml import etree
 
 from .. import fsutil, safefs
+from .. import xmledit as fixes
 from ..errors import EngineError
-from ..fixes import cron_fields as fixes
 from ..roots import is_odoo_code, system_reason
 from ..secrets import mask_secrets
 from .base import ActionError, FixAction, Plan, Precondition, register

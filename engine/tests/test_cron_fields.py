@@ -5,9 +5,9 @@ import stat
 import pytest
 from lxml import etree
 
+from engine import xmledit as cron_fields
 from engine.errors import EngineError
-from engine.fixes import cron_fields
-from engine.fixes.cron_fields import (
+from engine.xmledit import (
     CronFieldError,
     files_from_findings,
     find_xml_files,

@@ -9,7 +9,7 @@ diff difflib writes.
 
 import pytest
 
-from engine.fixes import cron_fields
+from engine import xmledit as cron_fields
 
 
 def _file(records, newline="\n", tail=True):

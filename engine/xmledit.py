@@ -1,4 +1,7 @@
-"""Fix action ``fix-cron``: drop the ir.cron fields Odoo 18 no longer has.
+"""The byte-exact XML editor: drop the ir.cron fields Odoo 18 no longer has.
+
+A library, not an action: the ``remove_deprecated_cron_fields`` fix action
+(:mod:`engine.actions.cron_fields`) plans with it, and the runner applies.
 
 Odoo 18 removed ``numbercall`` and ``doall`` from ``ir.cron`` (compare the
 field list of ``odoo/addons/base/models/ir_cron.py`` in 17.0 and 18.0: every
@@ -52,7 +55,6 @@ descriptors, verify, rollback.
 """
 
 import bisect
-import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -60,8 +62,10 @@ from dataclasses import field as dc_field
 
 from lxml import etree
 
-from .. import fsutil, safefs
-from ..errors import EngineError
+from . import fsutil, safefs
+from .errors import EngineError
+from .fsutil import split_lines as _split_lines
+from .fsutil import unified_diff
 
 __all__ = [
     "REMOVED_FIELDS",
@@ -499,34 +503,6 @@ def _check_tree(old_root, new_root, removed, path):
 # diff
 
 
-def _split_lines(text):
-    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
-
-
-def unified_diff(old, new, path, encoding="utf-8"):
-    """Unified diff of two byte strings, decoded with *encoding*.
-
-    >>> print(unified_diff(b"a\\nb\\n", b"a\\n", "f.xml"), end="")
-    --- a/f.xml
-    +++ b/f.xml
-    @@ -1,2 +1 @@
-     a
-    -b
-    """
-    old_lines = _split_lines(old.decode(encoding, "replace"))
-    new_lines = _split_lines(new.decode(encoding, "replace"))
-    label = path.lstrip("/")
-    out = []
-    for line in difflib.unified_diff(old_lines, new_lines, "a/" + label, "b/" + label):
-        if line.startswith(("---", "+++")):
-            out.append(line.rstrip("\r\n") + "\n")
-        elif line.endswith(("\n", "\r")):
-            out.append(line)
-        else:
-            out.append(line + "\n\\ No newline at end of file\n")
-    return "".join(out)
-
-
 def _cut_diff(old, new, ranges, path, encoding="utf-8", context=3):
     """:func:`unified_diff` of *old* and *new* = *old* minus the byte *ranges*.
 
@@ -777,7 +753,7 @@ def files_from_log(log_path, pattern_set):
     Returns ``(files, missing)``: existing files to fix, and the files the log
     names that do not exist here (to report, not to touch).
     """
-    from ..scanner import Scanner
+    from .scanner import Scanner
 
     result = Scanner(pattern_set).scan_file(log_path, cursor=None, final=True)
     files = files_from_findings(result.findings)
