@@ -1,14 +1,42 @@
-"""auto_heal engine: plain Python that decides; it never imports odoo.
+"""auto_heal engine: plain Python that decides; it never imports odoo or host/.
 
-Modules, from the bytes up:
+Both the addon and the watchdog (``bin/auto-heal``) call it; readme/DEVELOP.md
+maps the routes through it. What it holds, from the bytes up:
 
-* ``records``: parse Odoo log records (header + continuation lines);
-* ``reader``: read a log incrementally with a cursor (rotation, truncation);
-* ``patterns``: load and validate the pattern database;
-* ``matcher``: prefilter every pattern at once, classify by innermost cause;
-* ``fingerprint``: group records that differ only in variable values;
-* ``incidents``: findings and incidents;
-* ``scanner``: all of the above for one file, the API the addon and the
-  watchdog share;
-* ``secrets``: mask secrets in any text that is stored or sent.
+Reading logs
+  ``records``      parse Odoo log records (header, continuation lines, prefixes)
+  ``reader``       read a log incrementally with a cursor (rotation, truncation)
+  ``patterns``     load and validate the pattern database (lists of alternatives)
+  ``linear``       which regexes may run at all: linear-time engines only
+  ``literals``     the words a regex needs, for the prefilter without hyperscan/RE2
+  ``matcher``      prefilter every pattern at once, classify each hit record
+  ``classify``     innermost cause, frame causes, one category per failure
+  ``fingerprint``  group records that differ only in volatile values
+  ``incidents``    findings and incidents (aggregation, samples)
+  ``scanner``      all of the above for one file: the API both hosts share
+
+Checking and deciding
+  ``dbchecks``, ``checks``  database, backup and deployment checks
+  ``health``, ``probes``    health checks and the watchdog's probes
+  ``hostchecks``   the checks the watchdog runs on the host
+  ``watchdog``     the watchdog's decisions (restart policy, escalation)
+  ``budget``       run budgets: N within a window, growing delays
+  ``policy``       which fix runs need approval
+  ``drift``        config baselines, masked diffs, last known good
+
+Changing things safely
+  ``actions``      fix actions (plan, backup, apply, verify, rollback), their
+                   declared parameters and the one runner
+  ``safefs``       file changes on descriptors, never on a path resolved twice
+  ``fsutil``       atomic writes of auto_heal's own files, backups, diffs, locks
+  ``roots``        which folders a host fix may touch
+  ``xmledit``      the byte-exact XML editor (ir.cron fields)
+  ``backup``       versions of odoo.conf
+
+Telling people
+  ``secrets``      mask secrets in any text that is stored or sent
+  ``audit``        one JSON line per automated step
+  ``notify``       notification payloads, throttle and outbox
+  ``spool``        what the watchdog keeps for Odoo while it is down
+  ``errors``       the one-line errors of bad input
 """

@@ -9,7 +9,7 @@ cursor on the reader::
     odoo.log  |rec|rec|rec .......|rec|rec|rec (growing)|
               ^cursor.offset      ^block boundaries     ^held back, read next time
 
-The rules, from ../shared/DESIGN.md:
+The rules (readme/DEVELOP.md, "Reading logs"):
 
 * Only new bytes are read.
 * A record is complete when the next record starts, or when its file was

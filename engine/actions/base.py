@@ -10,7 +10,7 @@ An action declares where it runs (``odoo``: database level, inside Odoo;
                                             │failed (or apply raised)
                                             └──> rollback ──> rolled_back
 
-Rules every action keeps (DESIGN.md, safety rules):
+Rules every action keeps (readme/DEVELOP.md, safety rules):
 
 * ``plan`` changes nothing and says what would change in words a person can
   read, with a unified diff for files and its preconditions; a plan with
