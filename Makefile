@@ -41,6 +41,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pylint --rcfile=.pylintrc __init__.py __manifest__.py models controllers wizards
 
 # Scan speed and memory on ../shared/bench's yardstick, and the watchdog at rest
 # (bench/scan_bench.py). Needs GNU time, grep and ripgrep.
