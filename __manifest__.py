@@ -26,6 +26,5 @@
         "wizards/auto_heal_fix_run_reject_views.xml",
         "views/auto_heal_menus.xml",
     ],
-    "installable": True,
     "application": True,
 }

@@ -77,7 +77,7 @@ def _text(value, limit=None):
 def engine_incident(data):
     """An :class:`engine.incidents.Incident` from its ``to_dict()`` (validated)."""
     if not isinstance(data, dict) or not data.get("fingerprint"):
-        raise UserError("an incident without a fingerprint")
+        raise ValueError("an incident without a fingerprint")
     source = data.get("source") if isinstance(data.get("source"), dict) else {}
     captures = data.get("captures") if isinstance(data.get("captures"), dict) else {}
     severity = data.get("severity") if data.get("severity") in SEVERITIES else "medium"
@@ -216,7 +216,7 @@ class AutoHealHandover(models.Model):
             if isinstance(entry.get("incident"), dict) and entry.get("kind") != "fix_run":
                 try:
                     engine = engine_incident(entry["incident"])
-                except UserError:
+                except ValueError:  # an entry without a fingerprint is stored, not recorded
                     continue
                 by_host.setdefault(_text(entry.get("host"), 128) or False, []).append(engine)
         records = Incident.browse()
@@ -307,8 +307,9 @@ class AutoHealHandover(models.Model):
         and its database are down.
         """
         self._check_manager()
-        patterns = self.env["auto_heal.pattern"].with_context(active_test=False).search(
-            [], order="id")
+        # every pattern, by design: the watchdog needs the whole database (about a hundred)
+        patterns = self.env["auto_heal.pattern"].with_context(  # pylint: disable=no-search-all
+            active_test=False).search([], order="id")
         return [pattern._to_entry() for pattern in patterns]
 
 

@@ -64,6 +64,8 @@ CRON_XMLID = "auto_heal.ir_cron_send_notifications"
 _LOCK_KEY = 0x4155544F4E4F54  # "AUTONOT"
 _PRECOMMIT_FLAG = "auto_heal.notification.triggered"
 NOTIFY_DEFAULTS = {"window_minutes": 60, "reminder_hours": 6, "cap_per_hour": 20}
+#: Events planned per run of the sender; more are planned by the next run, at once.
+EVENT_BATCH = 500
 
 
 def _auto_commit():
@@ -544,12 +546,15 @@ class AutoHealNotificationOutbox(models.Model):
             return None
         try:
             sender._plan_events(now)
+            # The plan is committed before any HTTP delivery (a crash mid-send must not
+            # plan the events again), and each delivery outcome after it: a message
+            # sent is never forgotten by a rollback. Never in tests (_auto_commit).
             if _auto_commit():
-                cr.commit()
+                cr.commit()  # pylint: disable=invalid-commit
             report = sender._deliver_outbox(now)
             sender._schedule_next()
             if _auto_commit():
-                cr.commit()
+                cr.commit()  # pylint: disable=invalid-commit
             return report
         finally:
             # A session lock outlives a rollback: release it even from a failed
@@ -565,8 +570,10 @@ class AutoHealNotificationOutbox(models.Model):
     def _plan_events(self, now):
         """Events -> per channel throttle -> outbox items and e-mails; events deleted."""
         Channel = self.env["auto_heal.notification.channel"]
-        channels = Channel.search([])
-        events = self.env["auto_heal.notification.event"].search([], order="id")
+        channels = Channel.search([])  # pylint: disable=no-search-all
+        # a bounded batch per run: the rest waits for the next one (triggered below)
+        events = self.env["auto_heal.notification.event"].search([], order="id",
+                                                                  limit=EVENT_BATCH)
         if not channels:
             events.unlink()  # no channel: nobody to tell (they were queued before removal)
             return
@@ -674,8 +681,11 @@ class AutoHealNotificationOutbox(models.Model):
         The cron's own ``nextcall`` is no guide here: while it runs because it
         was due, it is still in the past.
         """
-        first = self.search([], order="next_try", limit=1)
         cron = self.env.ref(CRON_XMLID, raise_if_not_found=False)
+        if cron and self.env["auto_heal.notification.event"].search_count([], limit=1):
+            cron._trigger()  # events past this run's batch: plan them now
+            return
+        first = self.search([], order="next_try", limit=1)
         if not first or not cron:
             return
         at = max(datetime.fromtimestamp(first.next_try, timezone.utc).replace(tzinfo=None),
