@@ -102,7 +102,7 @@ def run_pytest(env: dict, args: list) -> Counts:
     OUT_DIR.mkdir(exist_ok=True)
     junit = OUT_DIR / "pytest-junit.xml"
     junit.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "pytest", "--doctest-modules", f"--junitxml={junit}", *args]
+    cmd = [sys.executable, "-m", "pytest", f"--junitxml={junit}", *args]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
     try:
         rc = proc.wait()

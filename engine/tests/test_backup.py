@@ -1,12 +1,10 @@
 import datetime
-import doctest
 import json
 import os
 import stat
 
 import pytest
 
-from engine import backup
 from engine.backup import (
     BackupConfigError,
     backup_config,
@@ -17,11 +15,6 @@ from engine.backup import (
 from engine.fsutil import sha256_bytes
 
 IS_ROOT = os.geteuid() == 0
-
-
-def test_doctests():
-    result = doctest.testmod(backup, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 10 and result.failed == 0
 
 
 def _conf(tmp_path, text, mode=0o640):

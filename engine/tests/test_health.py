@@ -1,4 +1,3 @@
-import doctest
 import os
 import shutil
 import socket
@@ -70,11 +69,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def test_doctests():
-    result = doctest.testmod(health, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 15 and result.failed == 0
 
 
 def test_odoo_up_but_database_down(health_server):

@@ -1,17 +1,10 @@
-import doctest
 import json
 import os
 
 import pytest
 
 from engine.reader import Cursor
-from host import state as state_mod
 from host.state import State, StateError
-
-
-def test_doctests():
-    result = doctest.testmod(state_mod)
-    assert result.attempted >= 5 and result.failed == 0
 
 
 def test_round_trip_is_atomic_and_private(tmp_path, monkeypatch):
