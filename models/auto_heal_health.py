@@ -235,8 +235,10 @@ class AutoHealHealth(models.AbstractModel):
         # sudo: the endpoint has no user; only dates and states are reported.
         sources = self.env["auto_heal.log.source"].sudo().search([])
         warn, crit, cron_active = self._late_thresholds("auto_heal.ir_cron_scan_logs", 300)
-        if not sources:
-            return {"status": OK, "sources": 0, "message": "no active log source"}
+        if not sources:  # nothing reads Odoo's log: its failures go unseen
+            return {"status": WARNING, "sources": 0, "cron_active": cron_active,
+                    "message": "no active log source: no log is scanned (add one in "
+                               "Auto-Heal > Configuration > Log Sources)"}
         ok_dates = [s.last_scan_date for s in sources
                     if s.last_scan_state == "ok" and s.last_scan_date]
         last = max(ok_dates) if ok_dates else False
