@@ -1,8 +1,8 @@
 from . import (
     auto_heal_db_scan,
     auto_heal_fix_run,
-    auto_heal_fix_run_review,
     auto_heal_fix_run_params,
+    auto_heal_fix_run_review,
     auto_heal_handover,
     auto_heal_health,
     auto_heal_incident,

@@ -325,9 +325,9 @@ def cron_failure_incidents(cursor, server_action_id, fingerprints=(), cron_id=No
 
     With *fingerprints*, exactly those incidents; otherwise the incidents of
     the ``cron_job_failed`` pattern whose captured ``action_id`` is the
-    cron's server action (Odoo 18 logs "server action #N failed"), and those
-    of the switch-off (:data:`CRON_SWITCH_OFF_TYPES`) whose captured
-    ``cron_id`` is *cron_id*.
+    cron's server action (Odoo 18 logs "server action #N failed"), or, when
+    there is none, those of the switch-off (:data:`CRON_SWITCH_OFF_TYPES`)
+    whose captured ``cron_id`` is *cron_id*.
     """
     if fingerprints:
         cursor.execute("SELECT fingerprint, state, coalesce(name, fingerprint), "
@@ -352,7 +352,10 @@ def cron_failure_incidents(cursor, server_action_id, fingerprints=(), cron_id=No
         key = "action_id" if kind in CRON_FAILURE_TYPES else "cron_id"
         if str(captured.get(key)) == wanted[kind]:
             found.append((fingerprint, state, name, kind))
-    return found
+    failures = [row for row in found if row[3] in CRON_FAILURE_TYPES]
+    # The failure's own incident is the cause when it exists; the switch-off stands in
+    # for it only when the failing record was folded into it (or only the check saw it).
+    return failures or found
 
 
 def cause_taken(kind, state):
@@ -428,8 +431,12 @@ class ReactivateCron(FixAction):
             incidents = cron_failure_incidents(cursor, server_action, cause, cron_id) \
                 if has_table else []
         changes = not active or bool(failures) or first_failure is not None
+        # Switch-off incidents all tell the same switch-off: one a person took is enough.
+        switch_offs = [row for row in incidents if row[3] in CRON_SWITCH_OFF_TYPES]
+        switch_off_taken = any(cause_taken(kind, state) for _fp, state, _l, kind in switch_offs)
         waiting = [f"{label} ({state})" for _fp, state, label, kind in incidents
-                   if not cause_taken(kind, state)]
+                   if not cause_taken(kind, state)
+                   and not (kind in CRON_SWITCH_OFF_TYPES and switch_off_taken)]
         missing = sorted(set(cause) - {fp for fp, _state, _label, _kind in incidents})
         remedy = ""
         if not has_table:
