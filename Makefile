@@ -23,12 +23,15 @@ help:
 venv: $(STAMP)
 
 # Re-install only when a requirements file changed (or the venv is missing).
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-odoo-tests.txt
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
 	  echo "error: $(PYTHON) cannot create a venv: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
 	@test -x $(PY) || { echo "creating $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
 	@echo "installing requirements-dev.txt into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@echo "installing requirements-odoo-tests.txt into $(VENV)/odoo-test-site (for Odoo's test browser) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade \
+	  --target $(VENV)/odoo-test-site -r requirements-odoo-tests.txt
 	@touch $@
 
 test: $(STAMP)

@@ -30,6 +30,11 @@
     "assets": {
         "web.assets_backend": [
             "auto_heal/static/src/**/*",
+            ("remove", "auto_heal/static/src/views/incident_graph.js"),
+        ],
+        # Odoo 18 loads the graph view lazily: its extension goes with it.
+        "web.assets_backend_lazy": [
+            "auto_heal/static/src/views/incident_graph.js",
         ],
         "web.assets_tests": [
             "auto_heal/static/tests/tours/**/*",

@@ -227,7 +227,9 @@ class AutoHealIncident(models.Model):
         help="Fix runs of another incident that change the same target: one run per action "
              "and target, and its outcome counts for this incident too.")
     fix_run_count = fields.Integer(compute="_compute_fix_run_count")
-    fix_script = fields.Char(related="pattern_id.fix_script", string="Fix Action")
+    fix_script = fields.Char(related="pattern_id.fix_script", string="Fix Action Code")
+    fix_label = fields.Char(string="Fix Action", compute="_compute_fix_label",
+                            help="The fix action of the pattern, in words.")
     fix_waiting = fields.Boolean(
         string="Fix Waits", compute="_compute_fix_waiting", store=True, index=True,
         help="A fix run for this incident waits: for a plan, an approval, or to run.")
@@ -261,6 +263,17 @@ class AutoHealIncident(models.Model):
                  if name.strip()])
             name = f"{title} \u2014 {key}" if key and key != title else title
             incident.name = name if len(name) <= 200 else name[:199] + "\u2026"
+
+    @api.depends("pattern_id.fix_script")
+    def _compute_fix_label(self):
+        from ..engine.actions import ActionError, get_action
+
+        for incident in self:
+            code = incident.pattern_id.fix_script
+            try:
+                incident.fix_label = get_action(code).label if code else False
+            except ActionError:
+                incident.fix_label = code
 
     @api.depends("severity")
     def _compute_severity_rank(self):

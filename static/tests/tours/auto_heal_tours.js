@@ -170,6 +170,11 @@ tours.add("auto_heal_precondition_banner", {
             trigger: ".o_form_view:not(:has(button.o_auto_heal_approve))",
         },
         {
+            content: "Open the parameters",
+            trigger: ".o_notebook a.nav-link:contains('Parameters')",
+            run: "click",
+        },
+        {
             content: "The cause is a real field, editable while the run waits",
             trigger: ".o_form_view div[name='param_cause'] input",
         },
