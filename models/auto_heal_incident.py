@@ -252,9 +252,9 @@ class AutoHealIncident(models.Model):
     def _compute_name(self):
         for incident in self:
             pattern = incident.pattern_id
-            title = pattern.name or (self.env._("Unknown error")
-                                     if (incident.pattern_type or UNKNOWN) == UNKNOWN
-                                     else incident.pattern_type)
+            kind = incident.pattern_type or UNKNOWN
+            title = pattern.name or (self.env._("Unknown error") if kind == UNKNOWN else
+                                     self.env["auto_heal.pattern"]._runbook_title(kind) or kind)
             key = incident_key(
                 incident.source, mask_secrets(incident.message or ""),
                 incident.sample or "", incident.exception or "",

@@ -517,7 +517,10 @@ def read_runbooks(path):
                 isinstance(book.get(key, ""), str) for key in ("symptoms", "cause")):
             raise ValueError(f"{path}: runbook {kind!r}: symptoms and cause are text, steps "
                              "a list of text")
-        out[kind] = {"symptoms": book.get("symptoms", "").strip(),
+        if not isinstance(book.get("title", ""), str):
+            raise ValueError(f"{path}: runbook {kind!r}: the title is text")
+        out[kind] = {"title": book.get("title", "").strip(),
+                     "symptoms": book.get("symptoms", "").strip(),
                      "cause": book.get("cause", "").strip(),
                      "steps": "\n".join(step.strip() for step in steps if step.strip())}
     return out
@@ -600,6 +603,11 @@ class AutoHealPatternRunbook(models.Model):
         book = _cached_runbooks().get(kind) or {}
         return {"symptoms": book.get("symptoms", ""), "cause": book.get("cause", ""),
                 "steps": book.get("steps", "")}
+
+    @api.model
+    def _runbook_title(self, kind):
+        """A title for incidents of *kind* when no pattern has that type (the watchdog's)."""
+        return (_cached_runbooks().get(kind) or {}).get("title", "")
 
     @api.model
     def _runbook_html(self, book):

@@ -340,6 +340,10 @@ class TestNamesAndLabels(AdminLoopCase):
         self.assertEqual(names[0], "Database deadlock \u2014 deadlock detected")
         self.assertEqual(names[2], "Unknown error \u2014 division by zero")
         self.assertFalse(any("Exception during request handling" in name for name in names))
+        down = self.Incident.create({"fingerprint": "ah-loop-down-name", "source": "watchdog",
+                                     "pattern_type": "odoo_down", "severity": "high",
+                                     "message": "the Odoo process is a zombie"})
+        self.assertEqual(down.name, "Odoo went down \u2014 the Odoo process is a zombie")
         cron = self.switched_off_cron("Nightly sync")
         deactivated, _ = self.scan_text(self.deactivation_record(cron))
         self.assertEqual(deactivated.name, "Scheduled action deactivated after repeated "
