@@ -2,6 +2,7 @@
 #   make test [ODOO=0] [PYTEST_ARGS="-k expr"] [ODOO_TAGS=/auto_heal:TestX]
 #                                                 pytest + the addon's tests in a real Odoo 18
 #   make run [PORT=8069]                          Odoo 18 with auto_heal + the watchdog
+#   make screenshots                              the browser tests' screenshots into static/description/
 #   make venv | lint | bench [BENCH_ARGS=...] | clean
 
 PYTHON ?= python3
@@ -15,10 +16,10 @@ ODOO_TAGS   ?=
 BENCH_ARGS  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test run lint bench clean
+.PHONY: help venv test run screenshots lint bench clean
 
 help:
-	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,6p' Makefile | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
@@ -39,6 +40,11 @@ test: $(STAMP)
 
 run: $(STAMP)
 	@$(PY) -m tools.run --port $(PORT)
+
+# The tours take the README's screenshots on their way (tests/test_tours.py).
+screenshots: $(STAMP)
+	@AUTO_HEAL_SCREENSHOT_DIR=$(CURDIR)/static/description $(PY) -m tools.testrun \
+	  --odoo-tags=/auto_heal:TestAdminTours -- -k no_such_test_xyz
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
