@@ -6,6 +6,7 @@ from . import (
     auto_heal_handover,
     auto_heal_health,
     auto_heal_incident,
+    auto_heal_labels,
     auto_heal_log_source,
     auto_heal_notification,
     auto_heal_overview,

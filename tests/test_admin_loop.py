@@ -369,7 +369,9 @@ class TestNamesAndLabels(AdminLoopCase):
 
     def test_actions_and_targets_have_labels_and_durations_units(self):
         self.stuck("mail")
-        self.env["auto_heal.db.scan"]._scan_database()
+        scan = self.env["auto_heal.db.scan"]._scan_database()
+        line = scan.check_ids.filtered(lambda ln: ln.check == "module_operation_stuck")
+        self.assertEqual(line.check_label, "Module install, upgrade or removal stuck")
         run = self.Incident.search([("pattern_type", "=", "module_operation_stuck")]
                                    ).waiting_run_id
         self.assertEqual(run.action_label, "Reset stuck module states")
