@@ -144,6 +144,20 @@ tours.add("auto_heal_user_reads_only", {
                 }
             },
         },
+        {
+            content: "Reporting",
+            trigger: ".o_main_navbar .o_menu_sections button:contains('Reporting'), .o_main_navbar .o_menu_sections a:contains('Reporting')",
+            run: "click",
+        },
+        {
+            content: "Incidents over Time",
+            trigger: ".dropdown-item:contains('Incidents over Time')",
+            run: "click",
+        },
+        {
+            content: "The graph (Odoo's lazily loaded view, coloured by severity) draws",
+            trigger: ".o_graph_renderer canvas",
+        },
     ],
 });
 
