@@ -3,6 +3,7 @@
 #                                                 pytest + the addon's tests in a real Odoo 18
 #   make run [PORT=8069]                          Odoo 18 with auto_heal + the watchdog
 #   make accuracy [ACCURACY_ARGS=--misses]        detection measured on tests/corpus
+#   make screenshots                              the browser tests' screenshots into static/description/
 #   make venv | lint | bench [BENCH_ARGS=...] | clean
 
 PYTHON ?= python3
@@ -17,20 +18,23 @@ BENCH_ARGS  ?=
 ACCURACY_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test run lint bench accuracy clean
+.PHONY: help venv test run screenshots lint bench accuracy clean
 
 help:
-	@sed -n '1,6p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,7p' Makefile | sed 's/^# \{0,1\}//'
 
 venv: $(STAMP)
 
 # Re-install only when a requirements file changed (or the venv is missing).
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-odoo-tests.txt
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
 	  echo "error: $(PYTHON) cannot create a venv: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
 	@test -x $(PY) || { echo "creating $(VENV) ..."; $(PYTHON) -m venv $(VENV); }
 	@echo "installing requirements-dev.txt into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@echo "installing requirements-odoo-tests.txt into $(VENV)/odoo-test-site (for Odoo's test browser) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade \
+	  --target $(VENV)/odoo-test-site -r requirements-odoo-tests.txt
 	@touch $@
 
 test: $(STAMP)
@@ -38,6 +42,11 @@ test: $(STAMP)
 
 run: $(STAMP)
 	@$(PY) -m tools.run --port $(PORT)
+
+# The tours take the README's screenshots on their way (tests/test_tours.py).
+screenshots: $(STAMP)
+	@AUTO_HEAL_SCREENSHOT_DIR=$(CURDIR)/static/description $(PY) -m tools.testrun \
+	  --odoo-tags=/auto_heal:TestAdminTours -- -k no_such_test_xyz
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

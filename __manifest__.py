@@ -13,6 +13,7 @@
         "security/ir.model.access.csv",
         "data/ir_config_parameter_data.xml",
         "data/auto_heal_pattern_data.xml",
+        "data/auto_heal_runbook_data.xml",
         "data/auto_heal_log_source_data.xml",
         "data/ir_cron_data.xml",
         "views/auto_heal_incident_views.xml",
@@ -26,5 +27,18 @@
         "wizards/auto_heal_fix_run_reject_views.xml",
         "views/auto_heal_menus.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            "auto_heal/static/src/**/*",
+            ("remove", "auto_heal/static/src/views/incident_graph.js"),
+        ],
+        # Odoo 18 loads the graph view lazily: its extension goes with it.
+        "web.assets_backend_lazy": [
+            "auto_heal/static/src/views/incident_graph.js",
+        ],
+        "web.assets_tests": [
+            "auto_heal/static/tests/tours/**/*",
+        ],
+    },
     "application": True,
 }

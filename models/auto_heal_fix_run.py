@@ -67,6 +67,7 @@ STATES = [
     ("failed", "Failed"),
     ("rolled_back", "Rolled Back"),
     ("rejected", "Rejected"),
+    ("cancelled", "Cancelled"),
 ]
 OPEN_STATES = ("draft", "pending", "approved", "running")
 #: Runs that changed (or tried to change) their target: they count against its budget.
@@ -152,7 +153,8 @@ class AutoHealFixRun(models.Model):
         [("odoo", "Odoo"), ("host", "Host (watchdog)")], compute="_compute_runs_on",
         store=True, readonly=False, precompute=True,
         help="Odoo runs database-level actions itself; the host watchdog runs the others.")
-    target = fields.Char(readonly=True, help="What the action changes, as its plan names it.")
+    target = fields.Char(string="Target Key", readonly=True,
+                         help="What the action changes, as its plan names it.")
     params = fields.Text(
         string="Parameters", default="{}",
         help="Parameters of the fix action, as a JSON object.")
@@ -187,7 +189,7 @@ class AutoHealFixRun(models.Model):
     approved_date = fields.Datetime(readonly=True, copy=False)
     started_date = fields.Datetime(readonly=True, copy=False)
     ended_date = fields.Datetime(readonly=True, copy=False)
-    duration = fields.Float(readonly=True, copy=False, digits=(16, 3),
+    duration = fields.Float(string="Duration (s)", readonly=True, copy=False, digits=(16, 3),
                             help="Seconds spent in the steps of the run.")
     approved_by = fields.Many2one("res.users", readonly=True, copy=False)
     rejected_by = fields.Many2one("res.users", readonly=True, copy=False)
@@ -211,7 +213,7 @@ class AutoHealFixRun(models.Model):
     resolved_incident = fields.Boolean(readonly=True, copy=False,
                                        help="This run resolved its incident.")
     recovery_seconds = fields.Float(
-        readonly=True, copy=False,
+        string="Time to Recovery (s)", readonly=True, copy=False, digits=(16, 0),
         help="From the incident's opening (or reopening) to its resolution by this run.")
     incident_round = fields.Integer(
         readonly=True, copy=False,
@@ -250,7 +252,8 @@ class AutoHealFixRun(models.Model):
     @api.depends("incident_id", "action")
     def _compute_name(self):
         for run in self:
-            what = run.action or self.env._("manual fix")
+            action = run._engine_action()
+            what = (action.label if action else run.action) or self.env._("manual fix")
             run.name = f"{what}: {run.incident_id.name}" if run.incident_id.name else what
 
     def init(self):
@@ -491,9 +494,13 @@ class AutoHealFixRun(models.Model):
         lock = getattr(Registry, "_lock", None)
         free = True
         if lock is not None:
-            free = lock.acquire(blocking=False)
-            if free:
-                lock.release()
+            try:
+                free = lock.acquire(blocking=False)
+            except TypeError:  # Odoo's HttpCase swaps in a DummyRLock: no registry is built
+                free = True
+            else:
+                if free:
+                    lock.release()
         ok = ready and loaded and free
         detail = (f"registry {registry.db_name}: loaded={loaded}, ready={ready}, "
                   f"{'no registry is being built' if free else 'a registry is being built'}")
@@ -577,6 +584,7 @@ class AutoHealFixRun(models.Model):
             return self.browse()
         earlier = self.search([("incident_id", "in", incidents.ids)])
         created = self.browse()
+        planning = self.with_context(auto_heal_planning=True)
         for incident in incidents:
             action = incident.pattern_id.fix_script
             runs = earlier.filtered(lambda r, i=incident, a=action:
@@ -586,13 +594,19 @@ class AutoHealFixRun(models.Model):
             if runs.filtered(lambda r, n=incident.reopen_count:
                              (r.state == "rejected" or r.escalated) and r.incident_round == n):
                 continue
-            run = self.create({
+            if self._incident_may_plan(incident, action) or \
+                    self._open_covering_run(incident, action):
+                continue  # another database's incident, or an open run covers it
+            run = planning.create({
                 "incident_id": incident.id, "action": action,
                 "params": json.dumps(self._params_from_incident(incident, action),
                                      sort_keys=True),
             })
             run._submit()
-            created |= run
+            if run.state == "cancelled":  # never queue a plan that changes nothing
+                run.unlink()
+                continue
+            created |= run.with_env(self.env)
         if created.filtered(lambda r: r.state == "approved" and r.runs_on == "odoo"):
             self._trigger_run_cron()
         return created
@@ -683,6 +697,7 @@ class AutoHealFixRun(models.Model):
                     "plan_data": json.dumps(record.plan, sort_keys=True, default=str)}
         return {
             "target": record.target or plan.target,
+            "target_label": plan.label(),
             "plan": plan.text(),
             "diff": plan.diff or False,
             "preconditions": "\n".join(
@@ -704,6 +719,8 @@ class AutoHealFixRun(models.Model):
                 run._message_log(body=self.env._(
                     "The fix could not be planned: %(error)s. Complete the parameters and "
                     "submit it again.", error=error))
+                continue
+            if run._screen_plan():  # nothing to change, or another run does it: not queued
                 continue
             pattern = run.pattern_id
             approval, reason = needs_approval(
@@ -812,6 +829,7 @@ class AutoHealFixRun(models.Model):
     def _cron_run_approved(self, limit=20):
         """The "run fixes" cron: approved Odoo runs, one savepoint each, lock-skipping."""
         self._fail_stale_claims()
+        self._recheck_waiting()  # the queue stays today's: healthy targets drop out
         runs = self.search([("state", "=", "approved"), ("runs_on", "=", "odoo")],
                            order="id", limit=limit)
         done = self.browse()
@@ -958,6 +976,7 @@ class AutoHealFixRun(models.Model):
                 incident._message_log(body=self.env._(
                     "Resolved by fix run %(run)s (%(action)s on %(target)s), verified.",
                     run=self.display_name, action=self.action, target=self.target or "-"))
+            self._resolve_covered_incidents()
         else:
             self._message_log(body=self.env._("%(state)s: %(error)s",
                                               state=states[self.state], error=self.error or ""))

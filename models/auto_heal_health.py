@@ -244,8 +244,10 @@ class AutoHealHealth(models.AbstractModel):
         log_sources = self.env["auto_heal.log.source"].sudo()
         sources = log_sources.search([])  # pylint: disable=no-search-all
         warn, crit, cron_active = self._late_thresholds("auto_heal.ir_cron_scan_logs", 300)
-        if not sources:
-            return {"status": OK, "sources": 0, "message": "no active log source"}
+        if not sources:  # nothing reads Odoo's log: its failures go unseen
+            return {"status": WARNING, "sources": 0, "cron_active": cron_active,
+                    "message": "no active log source: no log is scanned (add one in "
+                               "Auto-Heal > Configuration > Log Sources)"}
         ok_dates = [s.last_scan_date for s in sources
                     if s.last_scan_state == "ok" and s.last_scan_date]
         last = max(ok_dates) if ok_dates else False

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 
+from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
@@ -36,6 +37,12 @@ _logger = logging.getLogger(__name__)
 #: The pattern database shipped with the addon.
 DEFAULT_PATTERNS_FILE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "patterns.json")
+#: The runbooks: what a person does about each pattern's incidents (keyed by type).
+DEFAULT_RUNBOOKS_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "runbooks.json")
+RUNBOOK_FIELDS = ("runbook_symptoms", "runbook_cause", "runbook_steps")
+#: The largest runbook file read (it is a few dozen KiB).
+MAX_RUNBOOKS_BYTES = 2 << 20
 
 SEVERITY_SELECTION = [
     ("low", "Low"),
@@ -484,3 +491,145 @@ class AutoHealPattern(models.Model):
         action["domain"] = [("pattern_id", "=", self.id)]
         action["context"] = {"default_pattern_id": self.id}
         return action
+
+
+def read_runbooks(path):
+    """``{type: {"symptoms", "cause", "steps"}}`` from a runbooks file; ValueError says why."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        import stat
+
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_RUNBOOKS_BYTES:
+            raise ValueError(f"{path}: not a regular file of at most {MAX_RUNBOOKS_BYTES} bytes")
+        raw = handle.read(MAX_RUNBOOKS_BYTES + 1)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: not JSON: {exc}") from None
+    books = data.get("runbooks") if isinstance(data, dict) else None
+    if not isinstance(books, dict):
+        raise ValueError(f'{path}: needs an object "runbooks" keyed by pattern type')
+    out = {}
+    for kind, book in books.items():
+        if not isinstance(book, dict):
+            raise ValueError(f"{path}: runbook {kind!r} is not an object")
+        steps = book.get("steps") or []
+        if isinstance(steps, str):
+            steps = [steps]
+        if not all(isinstance(step, str) for step in steps) or not all(
+                isinstance(book.get(key, ""), str) for key in ("symptoms", "cause")):
+            raise ValueError(f"{path}: runbook {kind!r}: symptoms and cause are text, steps "
+                             "a list of text")
+        if not isinstance(book.get("title", ""), str):
+            raise ValueError(f"{path}: runbook {kind!r}: the title is text")
+        out[kind] = {"title": book.get("title", "").strip(),
+                     "symptoms": book.get("symptoms", "").strip(),
+                     "cause": book.get("cause", "").strip(),
+                     "steps": "\n".join(step.strip() for step in steps if step.strip())}
+    return out
+
+
+_RUNBOOK_CACHE = {}
+
+
+def _cached_runbooks():
+    """The shipped runbooks, read again only when the file changed."""
+    try:
+        info = os.stat(DEFAULT_RUNBOOKS_FILE)
+    except OSError:
+        return {}
+    key = (info.st_mtime_ns, info.st_size)
+    if _RUNBOOK_CACHE.get("key") != key:
+        try:
+            books = read_runbooks(DEFAULT_RUNBOOKS_FILE)
+        except ValueError as exc:
+            _logger.warning("auto_heal: %s", exc)
+            books = {}
+        _RUNBOOK_CACHE.update(key=key, books=books)
+    return _RUNBOOK_CACHE["books"]
+
+
+def runbook_hash(values):
+    text = json.dumps([values.get(name) or "" for name in RUNBOOK_FIELDS], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class AutoHealPatternRunbook(models.Model):
+    """The runbook half of a pattern: loaded from data/runbooks.json, shown on incidents."""
+
+    _inherit = "auto_heal.pattern"
+
+    runbook_symptoms = fields.Text(string="Symptoms", help="What users and admins see.")
+    runbook_cause = fields.Text(string="Cause", help="Why it happens.")
+    runbook_steps = fields.Text(
+        string="Steps by Hand", help="What to do, one step per line, in order.")
+    runbook_hash = fields.Char(
+        readonly=True, copy=False,
+        help="Hash of the runbook last loaded from data/runbooks.json: an edited runbook "
+             "is kept on upgrade.")
+
+    @api.model
+    def _load_runbooks(self, path=None):
+        """Fill the runbooks of the patterns from *path* (data/runbooks.json).
+
+        On install and every upgrade; a runbook an admin edited is kept (its
+        hash differs from the one last loaded). Returns the types loaded, or
+        False when the file is unusable (logged, never raised).
+        """
+        path = path or DEFAULT_RUNBOOKS_FILE
+        try:
+            books = read_runbooks(path)
+        except ValueError as exc:
+            _logger.error("auto_heal: runbooks not loaded: %s", exc)
+            return False
+        loaded = []
+        patterns = self.with_context(active_test=False).search([("type", "in", list(books))])
+        for pattern in patterns:
+            book = books[pattern.type]
+            values = {"runbook_symptoms": book["symptoms"], "runbook_cause": book["cause"],
+                      "runbook_steps": book["steps"]}
+            current = {name: pattern[name] for name in RUNBOOK_FIELDS}
+            edited = pattern.runbook_hash and runbook_hash(current) != pattern.runbook_hash \
+                and any(current.values())
+            if edited:
+                continue
+            new_hash = runbook_hash(values)
+            if current != values or pattern.runbook_hash != new_hash:
+                pattern.with_context(mail_notrack=True).write(dict(values, runbook_hash=new_hash))
+            loaded.append(pattern.type)
+        _logger.info("auto_heal: runbooks from %s: %d pattern(s)", path, len(loaded))
+        return loaded
+
+    @api.model
+    def _runbook_for_type(self, kind):
+        """The runbook of *kind* in the file (for incidents without a pattern: unknown)."""
+        book = _cached_runbooks().get(kind) or {}
+        return {"symptoms": book.get("symptoms", ""), "cause": book.get("cause", ""),
+                "steps": book.get("steps", "")}
+
+    @api.model
+    def _runbook_title(self, kind):
+        """A title for incidents of *kind* when no pattern has that type (the watchdog's)."""
+        return (_cached_runbooks().get(kind) or {}).get("title", "")
+
+    @api.model
+    def _runbook_html(self, book):
+        """The "What to do" box: description, symptoms, cause, the steps as a list."""
+        parts = []
+        if book.get("description"):
+            parts.append(Markup("<p class='o_auto_heal_runbook_description'>%s</p>")
+                         % book["description"])
+        for key, title in (("symptoms", self.env._("Symptoms")), ("cause", self.env._("Cause"))):
+            if book.get(key):
+                parts.append(Markup("<p><strong>%s:</strong> %s</p>") % (title, book[key]))
+        steps = [step for step in (book.get("steps") or "").split("\n") if step.strip()]
+        if steps:
+            parts.append(Markup("<p class='mb-1'><strong>%s</strong></p><ol class='mb-0'>%s</ol>")
+                         % (self.env._("What to do by hand:"),
+                            Markup("").join(Markup("<li>%s</li>") % step for step in steps)))
+        return Markup("<div class='o_auto_heal_runbook'>%s</div>") % Markup("").join(parts) \
+            if parts else False

@@ -36,10 +36,19 @@ DEFAULTS = {
 HEALTH_TOKEN_PARAM = "auto_heal.health_token"
 
 
+#: The Settings fields of whole minutes: a person types 30, not 30.00.
+WHOLE_MINUTE_KEYS = ("cron_stuck_minutes", "module_stuck_minutes",
+                     "idle_in_transaction_warn_minutes", "idle_in_transaction_crit_minutes",
+                     "long_query_warn_minutes", "long_query_crit_minutes")
+
+
 def _check_field(key, kind, string, help_text=None):
     """A Settings field for the ``auto_heal.dbcheck.<key>`` parameter of a database check."""
     field_type = {int: fields.Integer, float: fields.Float, str: fields.Char}[kind]
-    return field_type(string=string, default=CHECK_DEFAULTS[key] or False,
+    default = CHECK_DEFAULTS[key]
+    if kind is int and default not in (None, ""):
+        default = int(default)
+    return field_type(string=string, default=default if default not in (None, "") else False,
                       config_parameter=f"auto_heal.dbcheck.{key}", help=help_text)
 
 
@@ -94,18 +103,18 @@ class ResConfigSettings(models.TransientModel):
         "Odoo 18 switches a cron off after 5 failures in a row over 7 days; warn from this "
         "many failures.")
     auto_heal_dbcheck_cron_stuck_minutes = _check_field(
-        "cron_stuck_minutes", float, "Cron Stuck After (min)",
+        "cron_stuck_minutes", int, "Cron Stuck After (min)",
         "A running cron is stuck after the longer of this and 10 times its last run.")
     auto_heal_dbcheck_module_stuck_minutes = _check_field(
-        "module_stuck_minutes", float, "Module Operation Stuck After (min)")
+        "module_stuck_minutes", int, "Module Operation Stuck After (min)")
     auto_heal_dbcheck_idle_in_transaction_warn_minutes = _check_field(
-        "idle_in_transaction_warn_minutes", float, "Idle in Transaction: Warning (min)")
+        "idle_in_transaction_warn_minutes", int, "Idle in Transaction: Warning (min)")
     auto_heal_dbcheck_idle_in_transaction_crit_minutes = _check_field(
-        "idle_in_transaction_crit_minutes", float, "Idle in Transaction: Critical (min)")
+        "idle_in_transaction_crit_minutes", int, "Idle in Transaction: Critical (min)")
     auto_heal_dbcheck_long_query_warn_minutes = _check_field(
-        "long_query_warn_minutes", float, "Long Query: Warning (min)")
+        "long_query_warn_minutes", int, "Long Query: Warning (min)")
     auto_heal_dbcheck_long_query_crit_minutes = _check_field(
-        "long_query_crit_minutes", float, "Long Query: Critical (min)")
+        "long_query_crit_minutes", int, "Long Query: Critical (min)")
     auto_heal_dbcheck_connections_warn_percent = _check_field(
         "connections_warn_percent", float, "Connections: Warning (%)",
         "Client connections as a share of max_connections minus the reserved slots.")
@@ -217,6 +226,21 @@ class ResConfigSettings(models.TransientModel):
         params = self.env["ir.config_parameter"].sudo()
         if not params.get_param(HEALTH_TOKEN_PARAM):
             params.set_param(HEALTH_TOKEN_PARAM, _new_token())
+        return True
+
+    @api.model
+    def _auto_heal_whole_minutes(self):
+        """On install and upgrade: minutes saved as 30.0 by an earlier version become 30."""
+        # sudo: runs from the module's data; these are system parameters
+        params = self.env["ir.config_parameter"].sudo()
+        for key in WHOLE_MINUTE_KEYS:
+            raw = params.get_param(f"auto_heal.dbcheck.{key}")
+            try:
+                whole = str(round(float(raw))) if raw not in (None, False, "") else None
+            except ValueError:
+                whole = None  # not a number: the checks that read it say so
+            if whole is not None and whole != raw:
+                params.set_param(f"auto_heal.dbcheck.{key}", whole)
         return True
 
     @api.model

@@ -1,4 +1,5 @@
 from . import (
+    test_admin_loop,
     test_boundary,
     test_db_scan,
     test_db_scan_checks,
@@ -14,5 +15,6 @@ from . import (
     test_scan,
     test_secret_sinks,
     test_security,
+    test_tours,
     test_watchdog_rpc,
 )

@@ -98,6 +98,9 @@ class FixRunCase(TransactionCase):
 @tagged("post_install", "-at_install")
 class TestFixRunWorkflow(FixRunCase):
     def test_policy_decides_whether_a_run_needs_approval(self):
+        # a module to reset, so that each plan changes something; each run is rejected
+        # before the next is planned, as there is one open run per action and target
+        self.stuck_module("mail", "to upgrade")
         high = self.make_pattern("ah_policy_high", "reset_stuck_module_states", "high")
         run = self.Run._plan_for_incidents(self.make_incident(high, "ah-policy-1"))
         self.assertEqual((run.state, run.runs_on, run.auto_approved), ("pending", "odoo", False))
@@ -106,6 +109,7 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertIn(f"reset_stuck_module_states on ir_module_module@{self.env.cr.dbname}",
                       run.plan)
         self.assertEqual(run.target, f"ir_module_module@{self.env.cr.dbname}")
+        run._reject("next policy")
 
         self.settings(environment="dev")
         low = self.make_pattern("ah_policy_low", "reset_stuck_module_states", "low")
@@ -113,6 +117,7 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertEqual((run.state, run.auto_approved), ("approved", True))
         self.assertTrue(run.approved_date)
         self.assertFalse(run.approved_by)
+        run._reject("next policy")
 
         off = self.make_pattern("ah_policy_off", "reset_stuck_module_states", "low",
                                 auto_fix=False)
@@ -120,6 +125,7 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertEqual(run.state, "pending")
         self.assertEqual(run.approval_reason,
                          "the pattern does not allow automatic fixes (auto_fix is off)")
+        run._reject("next policy")
 
         self.settings(environment="prod", policy_high="auto")
         run = self.Run._plan_for_incidents(self.make_incident(high, "ah-policy-4"))
@@ -128,9 +134,14 @@ class TestFixRunWorkflow(FixRunCase):
                          "prod: high severity may be fixed automatically (set in Settings)")
 
     def test_approve_and_reject_by_managers_only(self):
+        self.stuck_module("mail", "to upgrade")
+        other = self.Module.search([("state", "=", "uninstalled")], limit=1)
+        other.write({"state": "to install"})
         pattern = self.make_pattern("ah_flow", "reset_stuck_module_states")
-        first = self.make_run(self.make_incident(pattern, "ah-flow-1"))
-        second = self.make_run(self.make_incident(pattern, "ah-flow-2"))
+        first = self.make_run(self.make_incident(pattern, "ah-flow-1"),
+                              {"modules": ["mail"], "min_age": 0})
+        second = self.make_run(self.make_incident(pattern, "ah-flow-2"),
+                               {"modules": [other.name], "min_age": 0})
         self.assertEqual((first.state, second.state), ("pending", "pending"))
         for method in ("action_approve", "action_reject", "action_run", "action_rollback",
                        "action_submit"):
@@ -226,7 +237,7 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertEqual(run.state, "done", run.error)
         self.assertEqual((mail.state, other.state), ("installed", "to install"))
 
-    def test_reactivate_cron_once_the_incident_behind_it_is_resolved(self):
+    def test_reactivate_cron_once_the_failure_behind_it_is_resolved(self):
         cron = self.make_cron()
         cause = self.make_incident(self.pattern("cron_job_failed"), "ah-cron-cause",
                                    {"action_id": str(cron.ir_actions_server_id.id)})
@@ -236,19 +247,19 @@ class TestFixRunWorkflow(FixRunCase):
         run = self.Run._plan_for_incidents(switched_off)
         self.assertEqual(json.loads(run.params), {"cron_id": cron.id})
         self.assertEqual(run.state, "pending")
-        self.assertIn("[FAILED] the incidents behind the job's failures are resolved: "
-                      "still open", run.preconditions)
-        run.with_user(self.manager).action_approve()
-        run.with_user(self.manager).action_run()
-        self.assertEqual(run.state, "failed")
-        self.assertIn("precondition failed", run.error)
-        self.assertFalse(run.applied)
-        self.assertEqual((cron.active, cron.failure_count), (False, 5))
+        self.assertIn("[FAILED] the cause of the job's failures is dealt with: not dealt "
+                      "with yet: Scheduled action failed", run.preconditions)
+        self.assertTrue(run.precondition_failed)
+        with self.assertRaises(UserError):  # no approval while a precondition fails
+            run.with_user(self.manager).action_approve()
+        run._reject("the cause is not fixed yet")
 
         cause.action_resolve()
         again = self.Run._plan_for_incidents(switched_off)
-        self.assertEqual(len(again), 1)
-        self.assertIn("[ok] the incidents behind the job's failures are resolved",
+        self.assertFalse(again, "a rejected run stops automatic planning for this round")
+        again = self.Run.browse(switched_off.with_user(self.manager).action_plan_fix()["res_id"])
+        self.assertEqual(again.state, "pending")
+        self.assertIn("[ok] the cause of the job's failures is dealt with",
                       again.preconditions)
         again.with_user(self.manager).action_approve()
         again.with_user(self.manager).action_run()
@@ -317,6 +328,7 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertEqual(pattern.fix_consecutive_failures, 0)
 
     def test_never_a_second_open_run_for_one_incident_and_action(self):
+        self.stuck_module("mail", "to upgrade")
         pattern = self.make_pattern("ah_unique", "reset_stuck_module_states")
         incident = self.make_incident(pattern, "ah-unique-1")
         first = self.Run._plan_for_incidents(incident)
@@ -370,6 +382,10 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertTrue(run.regressed)
         self.assertEqual(pattern.fix_regression_count, 1)
         self.assertGreaterEqual(pattern.fix_mttr_minutes, 0)
+        # the module is still fine: a plan that changes nothing is never queued
+        self.assertEqual(self.Run.search_count([("incident_id", "=", created.id)]), 1)
+        mail.write({"state": "to upgrade"})
+        self.Incident._record_engine_incidents([occurrence(1)])
         self.assertEqual(self.Run.search_count([("incident_id", "=", created.id),
                                                 ("state", "=", "approved")]), 1)
 

@@ -372,7 +372,7 @@ class TestScan(ScanCase):
         self.assertEqual(cron.fix_run_count, 1)
         run = cron.fix_run_ids
         self.assertEqual(run.action, cron.pattern_id.fix_script)
-        self.assertIn(run.action, run.name)
+        self.assertIn("Remove deprecated cron fields", run.name)  # the action in words
         self.assertEqual(run.params, '{"paths": ["/srv/addons/legacy_cron/data/cron.xml"]}')
         # The file is not in a writable addons path of this Odoo: the watchdog runs it.
         self.assertEqual((run.runs_on, run.state), ("host", "pending"))

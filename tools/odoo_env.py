@@ -181,10 +181,15 @@ class Condenser:
             self._print("... (more in the log file)")
 
     def _wanted(self, match) -> bool:
+        if match["logger"].endswith(".browser") and match["level"] in ("INFO", "WARNING"):
+            # the test browser's console (OWL's dev-mode notice...); its errors still show
+            return match["message"].startswith(("FAILED", "Tour "))
         if match["level"] not in ("INFO", "DEBUG"):
             return True
         if match["logger"].startswith(f"odoo.addons.{MODULE}."):
-            return True
+            # the test browser's own steps (Chrome started, websocket closed...) stay in
+            # the log file; the tests' lines and their outcome reach the console
+            return ".Test" not in match["logger"]
         return any(m in match["message"] for m in self.MILESTONES)
 
     def _print(self, text: str) -> None:

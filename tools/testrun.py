@@ -52,6 +52,13 @@ from tools.pgcluster import PgCluster, PgError  # noqa: E402
 from tools.proc import Interrupted, free_port, signals_ignored, signals_raise  # noqa: E402
 
 OUT_DIR = REPO_ROOT / ".tmp"
+#: Python packages for Odoo's test browser (requirements-odoo-tests.txt), kept apart.
+ODOO_TEST_SITE = REPO_ROOT / ".venv" / "odoo-test-site"
+
+
+def odoo_test_site() -> str:
+    """The folder of requirements-odoo-tests.txt when it holds websocket-client, else ""."""
+    return str(ODOO_TEST_SITE) if (ODOO_TEST_SITE / "websocket").is_dir() else ""
 
 
 @dataclass
@@ -157,8 +164,15 @@ def run_odoo_tests(odoo_bin: str, odoo_path: str, pg: PgCluster, tags: str = "")
         print("$ " + " ".join(cmd))
         print(f"  full log: {logfile}", flush=True)
         counter = OdooTestCounter()
-        rc = run_streaming(cmd, logfile, [counter.feed, Condenser().feed], env=odoo_db_env(pg),
-                           cwd=work)
+        env = odoo_db_env(pg)
+        extras = odoo_test_site()
+        if extras:  # websocket-client for Odoo's test browser, outside Odoo's own venv
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [extras,
+                                                              env.get("PYTHONPATH")]))
+        else:
+            print(f"  note: {ODOO_TEST_SITE} is missing (make venv installs it): Odoo's "
+                  "browser tests will be skipped unless Odoo has websocket-client")
+        rc = run_streaming(cmd, logfile, [counter.feed, Condenser().feed], env=env, cwd=work)
         state = module_state(pg, db)
         counts.passed, counts.skipped = counter.passed, counter.skipped
         counts.failed = counter.failed

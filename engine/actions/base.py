@@ -36,11 +36,16 @@ class ActionError(EngineError):
 
 @dataclass
 class Precondition:
-    """Something that must hold before apply; ``ok`` is measured, not assumed."""
+    """Something that must hold before apply; ``ok`` is measured, not assumed.
+
+    *remedy* says what a person does when it fails (the fix-run form shows it
+    in its red banner).
+    """
 
     description: str
     ok: bool
     detail: str = ""
+    remedy: str = ""
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Plan:
     changes: bool = True
     reversible: bool = True
     details: dict = field(default_factory=dict)
+    #: The target in words ("Scheduled action 'Nightly sync' (#20)"); *target* stays the key.
+    target_label: str = ""
 
     @property
     def blocked_by(self):
@@ -67,13 +74,17 @@ class Plan:
 
         >>> plan = Plan("fix_permissions", "/var/lib/odoo", "Give odoo its data dir back",
         ...             steps=["chown odoo:odoo /var/lib/odoo/filestore"],
-        ...             preconditions=[Precondition("user odoo exists", True)])
+        ...             preconditions=[Precondition("user odoo exists", True),
+        ...                            Precondition("no upgrade runs", False, "pid 7",
+        ...                                         remedy="wait for it to end")])
         >>> print(plan.text())
         fix_permissions on /var/lib/odoo: Give odoo its data dir back
         Steps:
           1. chown odoo:odoo /var/lib/odoo/filestore
         Preconditions:
           [ok] user odoo exists
+          [FAILED] no upgrade runs: pid 7
+            what to do: wait for it to end
         """
         lines = [f"{self.action} on {self.target}: {self.summary}"]
         if not self.changes:
@@ -83,8 +94,11 @@ class Plan:
             lines += [f"  {n}. {step}" for n, step in enumerate(self.steps, 1)]
         if self.preconditions:
             lines.append("Preconditions:")
-            lines += [f"  [{'ok' if p.ok else 'FAILED'}] {p.description}"
-                      + (f": {p.detail}" if p.detail else "") for p in self.preconditions]
+            for p in self.preconditions:
+                lines.append(f"  [{'ok' if p.ok else 'FAILED'}] {p.description}"
+                             + (f": {p.detail}" if p.detail else ""))
+                if not p.ok and p.remedy:
+                    lines.append(f"    what to do: {p.remedy}")
         if not self.reversible:
             lines.append("This action cannot be rolled back.")
         return "\n".join(lines)
@@ -98,17 +112,29 @@ class Plan:
         data["preconditions"] = [Precondition(**p) for p in data.get("preconditions", [])]
         return cls(**data)
 
+    def label(self):
+        """The target as a person names it: *target_label*, else *target*."""
+        return self.target_label or self.target
+
 
 class FixAction:
     """Base class of every fix action; subclasses fill in the five steps."""
 
     name = ""
+    #: A title for people ("Reset stuck module states"); default: the name in words.
+    title = ""
     runs_on = "host"
     #: Every parameter the action reads, as :class:`engine.actions.params.Param`:
     #: its type, bounds and trust level (host or data), declared once.
     params = ()
     description = ""
     reversible = True
+
+    @property
+    def label(self):
+        """*title*, else the name in words: ``reset_stuck_module_states`` ->
+        "Reset stuck module states"."""
+        return self.title or self.name.replace("_", " ").strip().capitalize()
 
     @property
     def needs(self):

@@ -226,17 +226,22 @@ class ResetStuckModuleStates(FixAction):
         ready = _call_hook(context, "registry_ready")
         young = [f"{name} ({age:.0f} s)" for _id, name, _state, _date, age in rows
                  if age is not None and float(age) < min_age]
+        busy = ("an upgrade or install may be running: wait until it ends (or stop the "
+                "process named), then check the plan again")
         preconditions = [
             Precondition("no other database session writes ir_module_module",
-                         not writers, "; ".join(writers)),
+                         not writers, "; ".join(writers), remedy=busy),
             Precondition("no other transaction reads or writes ir_module_module",
-                         not readers, "; ".join(readers)),
+                         not readers, "; ".join(readers), remedy=busy),
             Precondition("the Odoo registry is loaded (no module is loading)",
                          bool(ready and ready[0]),
                          ready[1] if ready else "not measured: no registry_ready hook, "
-                         "so an upgrade in this process cannot be ruled out"),
+                         "so an upgrade in this process cannot be ruled out", remedy=busy),
             Precondition(f"the rows were last changed at least {min_age:g} s ago",
-                         not young, ", ".join(young)),
+                         not young, ", ".join(young),
+                         remedy=f"an upgrade may be writing these rows right now: wait until "
+                                f"they are {min_age:g} s old, then check the plan again (or "
+                                "lower the parameter min_age if you know no upgrade runs)"),
         ]
         summary = (f"reset {len(rows)} module(s) left in a transient state"
                    if rows else "no module is left in a transient state")
@@ -244,7 +249,9 @@ class ResetStuckModuleStates(FixAction):
             self.name, target, summary, steps=steps, preconditions=preconditions,
             changes=bool(rows),
             details={"ids": [row[0] for row in rows], "modules": modules,
-                     "note": "Odoo's cron skips the database while these states stay."})
+                     "note": "Odoo's cron skips the database while these states stay."},
+            target_label=(f"Module states of {', '.join(sorted(modules))}" if modules
+                          else "Module states (every module)"))
 
     def backup(self, context, plan):
         cursor = _cursor(context)
@@ -304,30 +311,69 @@ class ResetStuckModuleStates(FixAction):
 # -- reactivate_cron -----------------------------------------------------------------------
 
 
-def cron_failure_incidents(cursor, server_action_id, fingerprints=()):
-    """The incidents behind a cron's failures: ``[(fingerprint, state, name)]``.
+#: Incidents of a job's failure itself: reactivating waits until they are resolved.
+CRON_FAILURE_TYPES = ("cron_job_failed",)
+#: Incidents of the switch-off (Odoo's "has been deactivated" record, which the scanner
+#: folds the failure into, and the database check): the cause once a person took it.
+CRON_SWITCH_OFF_TYPES = ("cron_job_deactivated", "cron_switched_off")
+#: States of a switch-off incident that say a person has dealt with its cause.
+TAKEN_INCIDENT_STATES = ("acknowledged", "resolved")
+
+
+def cron_failure_incidents(cursor, server_action_id, fingerprints=(), cron_id=None):
+    """The incidents behind a cron's failures: ``[(fingerprint, state, name, type)]``.
 
     With *fingerprints*, exactly those incidents; otherwise the incidents of
     the ``cron_job_failed`` pattern whose captured ``action_id`` is the
-    cron's server action (Odoo 18 logs "server action #N failed").
+    cron's server action (Odoo 18 logs "server action #N failed"), or, when
+    there is none, those of the switch-off (:data:`CRON_SWITCH_OFF_TYPES`)
+    whose captured ``cron_id`` is *cron_id*.
     """
     if fingerprints:
-        cursor.execute("SELECT fingerprint, state, coalesce(name, fingerprint) "
-                       "FROM auto_heal_incident WHERE fingerprint = ANY(%s) ORDER BY id",
-                       (list(fingerprints),))
+        cursor.execute("SELECT fingerprint, state, coalesce(name, fingerprint), "
+                       "coalesce(pattern_type, '') FROM auto_heal_incident "
+                       "WHERE fingerprint = ANY(%s) ORDER BY id", (list(fingerprints),))
         return cursor.fetchall()
-    cursor.execute("SELECT fingerprint, state, coalesce(name, fingerprint), captures "
-                   "FROM auto_heal_incident WHERE pattern_type = 'cron_job_failed' "
-                   "AND captures LIKE %s ORDER BY id", (f"%{server_action_id}%",))
+    wanted = {kind: str(server_action_id) for kind in CRON_FAILURE_TYPES}
+    if cron_id is not None:
+        wanted.update({kind: str(cron_id) for kind in CRON_SWITCH_OFF_TYPES})
+    cursor.execute("SELECT fingerprint, state, coalesce(name, fingerprint), pattern_type, "
+                   "captures FROM auto_heal_incident WHERE pattern_type = ANY(%s) "
+                   "AND captures LIKE ANY(%s) ORDER BY id",
+                   (list(wanted), [f"%{value}%" for value in set(wanted.values())]))
     found = []
-    for fingerprint, state, name, captures in cursor.fetchall():
+    for fingerprint, state, name, kind, captures in cursor.fetchall():
         try:
-            action_id = json.loads(captures or "{}").get("action_id")
-        except (ValueError, AttributeError):
+            captured = json.loads(captures or "{}")
+        except ValueError:
             continue
-        if str(action_id) == str(server_action_id):
-            found.append((fingerprint, state, name))
-    return found
+        if not isinstance(captured, dict):
+            continue
+        key = "action_id" if kind in CRON_FAILURE_TYPES else "cron_id"
+        if str(captured.get(key)) == wanted[kind]:
+            found.append((fingerprint, state, name, kind))
+    failures = [row for row in found if row[3] in CRON_FAILURE_TYPES]
+    # The failure's own incident is the cause when it exists; the switch-off stands in
+    # for it only when the failing record was folded into it (or only the check saw it).
+    return failures or found
+
+
+def cause_taken(kind, state):
+    """Whether an incident behind a cron's failures lets the cron run again.
+
+    A failure incident must be resolved. A switch-off incident holds the
+    failure itself (the scanner folds the failing record into it; the check
+    sees only the switch-off), and the reactivation resolves it: it counts
+    once a person acknowledged it, saying the cause is dealt with.
+
+    >>> cause_taken("cron_job_failed", "acknowledged"), cause_taken("cron_job_failed", "resolved")
+    (False, True)
+    >>> cause_taken("cron_switched_off", "new"), cause_taken("cron_switched_off", "acknowledged")
+    (False, True)
+    """
+    if kind in CRON_SWITCH_OFF_TYPES:
+        return state in TAKEN_INCIDENT_STATES
+    return state in RESOLVED_INCIDENT_STATES
 
 
 @register
@@ -336,24 +382,29 @@ class ReactivateCron(FixAction):
 
     Odoo 18 deactivates a job after 5 failures over 7 days (and resets its
     counters when it does); a job an admin stopped by hand has no incident, so
-    no fix run. The job is switched on again only once the incidents behind
-    its failures are resolved, else it would fail again.
+    no fix run. The job is switched on again only once the cause of its
+    failures is dealt with, else it would fail again: the ``cron_job_failed``
+    incidents of its server action are resolved, and the incidents of the
+    switch-off itself (the "has been deactivated" record, into which the
+    scanner folds the failure, or the ``cron_switched_off`` check) are
+    acknowledged or resolved by a person.
 
     Parameters: ``cron_id`` (required), ``cause`` (optional fingerprint or
     list of fingerprints of the incidents behind the failures; default: the
-    ``cron_job_failed`` incidents of the job's server action).
+    incidents above).
     """
 
     name = "reactivate_cron"
+    title = "Reactivate a scheduled action"
     runs_on = "odoo"
     params = (
         Param("cron_id", "int", DATA, "the scheduled action", required=True, low=1,
               high=2**31 - 1, capture="cron_id", metavar="ID"),
-        Param("cause", "texts", DATA, "fingerprints of the incidents behind its failures",
-              metavar="FINGERPRINT"),
+        Param("cause", "texts", DATA, "the incidents behind its failures (fingerprints)",
+              metavar="FINGERPRINT", refers="incident"),
     )
     description = ("Re-enable a scheduled action Odoo 18 switched off after repeated "
-                   "failures, once the incident behind them is resolved, and reset its "
+                   "failures, once the cause of the failures is dealt with, and reset its "
                    "failure counters.")
 
     @staticmethod
@@ -377,22 +428,35 @@ class ReactivateCron(FixAction):
                 raise ActionError(f"no scheduled action with id {cron_id} in {database}")
             _id, name, active, failures, first_failure, server_action = row
             has_table = _table_exists(cursor, "auto_heal_incident")
-            incidents = cron_failure_incidents(cursor, server_action, cause) if has_table else []
+            incidents = cron_failure_incidents(cursor, server_action, cause, cron_id) \
+                if has_table else []
         changes = not active or bool(failures) or first_failure is not None
-        open_ = [f"{label} ({state})" for _fp, state, label in incidents
-                 if state not in RESOLVED_INCIDENT_STATES]
-        missing = sorted(set(cause) - {fp for fp, _state, _label in incidents})
+        # Switch-off incidents all tell the same switch-off: one a person took is enough.
+        switch_offs = [row for row in incidents if row[3] in CRON_SWITCH_OFF_TYPES]
+        switch_off_taken = any(cause_taken(kind, state) for _fp, state, _l, kind in switch_offs)
+        waiting = [f"{label} ({state})" for _fp, state, label, kind in incidents
+                   if not cause_taken(kind, state)
+                   and not (kind in CRON_SWITCH_OFF_TYPES and switch_off_taken)]
+        missing = sorted(set(cause) - {fp for fp, _state, _label, _kind in incidents})
+        remedy = ""
         if not has_table:
             ok, detail = False, "no auto_heal_incident table to look the incidents up in"
         elif missing:
             ok, detail = False, f"unknown incident(s): {', '.join(missing)}"
+            remedy = "pick existing incidents as the cause, or leave it empty"
         elif not incidents:
-            ok, detail = False, (f"no incident of this job's failures is known (pattern "
-                                 f"cron_job_failed, server action #{server_action}); name "
-                                 f"the incident behind them in the parameter 'cause'")
+            ok, detail = False, (f"no incident of this job's failures is known (patterns "
+                                 f"cron_job_failed of server action #{server_action}, "
+                                 f"cron_job_deactivated or cron_switched_off of job "
+                                 f"#{cron_id})")
+            remedy = "pick the incident behind the failures as the cause"
         else:
-            ok, detail = not open_, ("still open: " + ", ".join(open_) if open_ else
-                                     ", ".join(label for _fp, _state, label in incidents))
+            ok, detail = not waiting, ("not dealt with yet: " + ", ".join(waiting) if waiting
+                                       else ", ".join(label for _fp, _s, label, _k in incidents))
+            if waiting:
+                remedy = ("read the traceback of the cause and fix it; then acknowledge the "
+                          "incident of the switch-off (or resolve the failure's incident) and "
+                          "check the plan again")
         steps = []
         if not active:
             steps.append(f"set active = true on scheduled action {name!r} (#{cron_id})")
@@ -404,10 +468,11 @@ class ReactivateCron(FixAction):
             f"reactivate scheduled action {name!r}" if changes else
             f"scheduled action {name!r} is active and has no failures",
             steps=steps, changes=changes,
-            preconditions=[Precondition("the incidents behind the job's failures are "
-                                        "resolved", ok, detail)],
+            preconditions=[Precondition("the cause of the job's failures is dealt with", ok,
+                                        detail, remedy=remedy)],
             details={"cron_id": cron_id, "cron_name": name, "server_action_id": server_action,
-                     "cause": [fp for fp, _state, _label in incidents]})
+                     "cause": [fp for fp, _state, _label, _kind in incidents]},
+            target_label=f"Scheduled action {name!r} (#{cron_id})")
 
     def backup(self, context, plan):
         cursor = _cursor(context)
@@ -528,7 +593,10 @@ class ClearAssetBundles(FixAction):
             steps=steps, changes=bool(rows),
             preconditions=[Precondition(
                 f"the bundle {verify_bundle} can be built to verify (regenerate_assets hook)",
-                has_hook, "" if has_hook else "no regenerate_assets hook")],
+                has_hook, "" if has_hook else "no regenerate_assets hook",
+                remedy="run this fix inside Odoo (the backend's Run Now), which builds bundles")],
+            target_label=(f"Cached asset bundle {bundle}" if bundle
+                          else "Cached asset bundles (all)"),
             details={"ids": [row[0] for row in rows], "bundle": bundle,
                      "verify_bundle": verify_bundle,
                      "note": "Rollback builds the bundles again; the deleted cache itself is "

@@ -65,14 +65,17 @@ class Param:
 
     *kind*: how the value is checked (see :data:`KINDS`); *trust*: ``host``
     or ``data``; *capture*: the incident capture that fills it in the addon;
-    *option*: the command-line flag (default ``--name-with-dashes``).
+    *option*: the command-line flag (default ``--name-with-dashes``);
+    *refers*: what the values name, for a person picking them (``incident``:
+    incident fingerprints; the addon offers a list of incidents).
     """
 
     __slots__ = ("name", "kind", "trust", "help", "required", "default", "choices", "low",
-                 "high", "capture", "option", "aliases", "metavar")
+                 "high", "capture", "option", "aliases", "metavar", "refers")
 
     def __init__(self, name, kind, trust, help, *, required=False, default=None, choices=(),
-                 low=None, high=None, capture="", option="", aliases=(), metavar=""):
+                 low=None, high=None, capture="", option="", aliases=(), metavar="",
+                 refers=""):
         if kind not in KINDS:
             raise ValueError(f"{name}: unknown kind {kind!r}")
         if trust not in TRUST:
@@ -82,6 +85,7 @@ class Param:
         self.low, self.high, self.capture = low, high, capture
         self.option = option or "--" + name.replace("_", "-")
         self.aliases, self.metavar = tuple(aliases), metavar
+        self.refers = refers
 
     def __repr__(self):
         return f"Param({self.name!r}, {self.kind!r}, {self.trust!r})"
@@ -288,6 +292,11 @@ class DeclaredParams(dict):
     def get(self, key, default=None):
         self._check(key)
         return super().get(key, default)
+
+
+def data_params(action):
+    """The parameters of *action* Odoo may set (trust ``data``), in declaration order."""
+    return [p for p in action.params if p.trust == DATA]
 
 
 def capture_map(action):

@@ -251,8 +251,10 @@ def test_reactivate_waits_for_the_cause_then_runs(db, cron, tmp_path):
     context = make_context(db, tmp_path)
     record = execute("reactivate_cron", context, {"cron_id": cron}, incident="fp-deact")
     assert record.state == "blocked"
-    assert record.error == ("precondition failed: the incidents behind the job's failures are "
-                            "resolved: still open: cron_job_failed: #42 (new)")
+    assert record.error == ("precondition failed: the cause of the job's failures is dealt "
+                            "with: not dealt with yet: cron_job_failed: #42 (new)")
+    assert "read the traceback of the cause" in \
+        record.plan["preconditions"][0]["remedy"]
     assert cron_row(db, cron) == (False, 5, OLD)
 
     with db.cursor() as cr:
@@ -267,6 +269,39 @@ def test_reactivate_waits_for_the_cause_then_runs(db, cron, tmp_path):
     assert execute("reactivate_cron", context, {"cron_id": cron}).state == "noop"
     rollback_run(record, context)
     assert cron_row(db, cron) == (False, 5, OLD)
+
+
+def test_reactivate_takes_the_switch_off_incident_as_the_cause(db, tmp_path):
+    """Odoo 18 logs "has been deactivated" after the failure; the scanner folds the failing
+    record into it, so no cron_job_failed incident exists: the switch-off (log record or
+    database check) is the cause, dealt with once a person acknowledged it."""
+    with db.cursor() as cr:
+        cr.execute("INSERT INTO ir_cron (cron_name, active, failure_count, first_failure_date, "
+                   "ir_actions_server_id) VALUES ('Nightly sync', false, 0, NULL, 77) "
+                   "RETURNING id")
+        cron_id = cr.fetchone()[0]
+        cr.execute("INSERT INTO auto_heal_incident (fingerprint, name, state, pattern_type, "
+                   "captures) VALUES ('fp-log', 'deactivated', 'new', 'cron_job_deactivated', "
+                   "%s), ('fp-check', 'switched off', 'new', 'cron_switched_off', %s), "
+                   "('fp-else', 'another job', 'new', 'cron_switched_off', %s)",
+                   [json.dumps({"cron_id": str(cron_id)}),
+                    json.dumps({"check": "cron_switched_off", "cron_id": str(cron_id),
+                                "subject": f"cron:{cron_id}"}),
+                    json.dumps({"cron_id": str(cron_id + 1000)})])
+    context = make_context(db, tmp_path)
+    record = execute("reactivate_cron", context, {"cron_id": cron_id})
+    assert record.state == "blocked"
+    assert "not dealt with yet: deactivated (new), switched off (new)" in record.error
+    assert record.plan["target_label"] == f"Scheduled action 'Nightly sync' (#{cron_id})"
+    assert sorted(record.plan["details"]["cause"]) == ["fp-check", "fp-log"]
+
+    # only the log record is named: the check's incident does not count
+    with db.cursor() as cr:
+        cr.execute("UPDATE auto_heal_incident SET state = 'acknowledged' "
+                   "WHERE fingerprint = 'fp-log'")
+    record = execute("reactivate_cron", context, {"cron_id": cron_id, "cause": ["fp-log"]})
+    assert record.state == "done", record.error
+    assert cron_row(db, cron_id) == (True, 0, None)
 
 
 def test_reactivate_with_a_named_cause_and_unknown_cron(db, cron, tmp_path):
