@@ -5,7 +5,7 @@ differs (the addon keeps the throttle state and the outbox in models, the
 watchdog in files)::
 
     events: new_incident, regression, escalation, approval_needed,
-            fix_failed, watchdog_restart (and reminder, made here)
+            approval_expired, fix_failed, watchdog_restart (and reminder, made here)
        |
        v
     plan(notes, channels, state, now)       pure: no I/O, no clock
@@ -61,7 +61,7 @@ from .patterns import SEVERITIES, SEVERITY_RANK
 from .secrets import mask_and_cut, mask_secrets, mask_values
 
 EVENTS = ("new_incident", "regression", "escalation", "approval_needed", "fix_failed",
-          "watchdog_restart")
+          "watchdog_restart", "approval_expired")
 #: Made by :func:`plan` for incidents still open after ``reminder`` seconds.
 REMINDER = "reminder"
 DIGEST = "digest"
@@ -71,6 +71,7 @@ EVENT_TITLES = {
     "regression": "Incident came back",
     "escalation": "Escalated: a person must act",
     "approval_needed": "Fix waiting for approval",
+    "approval_expired": "Fix approval expired",
     "fix_failed": "Fix failed",
     "watchdog_restart": "Watchdog restarted a service",
     REMINDER: "Still open",
@@ -78,12 +79,12 @@ EVENT_TITLES = {
 }
 
 #: The event a folded storm keeps: the one that asks most of a person.
-EVENT_RANK = {"escalation": 6, "fix_failed": 5, "approval_needed": 4, "regression": 3,
-              "watchdog_restart": 2, "new_incident": 1, REMINDER: 0}
+EVENT_RANK = {"escalation": 7, "fix_failed": 6, "approval_needed": 5, "approval_expired": 4,
+              "regression": 3, "watchdog_restart": 2, "new_incident": 1, REMINDER: 0}
 
 #: Events that are sent within the window when they differ from the last one:
-#: each carries a decision for a person.
-BYPASS_EVENTS = frozenset({"escalation", "approval_needed", "fix_failed"})
+#: each carries a decision for a person (an expired approval: decide again).
+BYPASS_EVENTS = frozenset({"escalation", "approval_needed", "approval_expired", "fix_failed"})
 
 CHANNEL_KINDS = ("mattermost", "webhook", "email")
 

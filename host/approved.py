@@ -3,7 +3,8 @@
 ``bin/auto-heal run-approved`` and ``monitor`` (its hand-over) both run the
 runs they claim here (readme/SECURITY.md)::
 
-    claim from Odoo {"id", "action", "params", "incident"}
+    claim from Odoo {"id", "action", "params", "incident", "target_host",
+                     "plan_hash", "host_plan_hash", "plan_only"}
         │
         ├─ params: validate(source="odoo")  -> a host parameter? refused, reported failed
         │
@@ -12,7 +13,17 @@ runs they claim here (readme/SECURITY.md)::
         │    url/dsn, the config files [odoo] config and [drift] files for
         │    restore_config, the versions folder
         │
-        └─ runner: plan, budget, backup, apply, verify, rollback -> record -> reported
+        ├─ plan_hash: the approved request (action, params, target host)?
+        │    not it -> stale, reported with this host's plan; nothing runs
+        ├─ plan here (a dry run); plan_only -> the plan is reported for approval
+        │
+        └─ runner: plan again, compare with the approved host plan (host_plan_hash, or
+             the plan just made), budget, backup, apply, verify, rollback -> record
+             -> reported (a plan that differs: stale, nothing touched)
+
+What a person approved in Odoo is what runs here (engine/planhash.py): Odoo
+vouches for the request, and once this host reported its plan (a stale report,
+or a plan-only claim), for that plan too; the runner refuses any other.
 """
 
 import os
@@ -109,13 +120,29 @@ def not_run(claim, actor, reason):
                      params={}, state="blocked", error=reason, started=now, ended=now)
 
 
+def _stale(claim, planned, context, reason):
+    """The record of a claim refused because it is not what was approved."""
+    planned.state, planned.error = "stale", reason
+    planned.incident = str(claim.get("incident") or "")
+    planned.ended = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if context.audit is not None:
+        context.audit.record(f"{planned.action}.stale", planned.target, "stale", 0.0,
+                             actor=context.actor, run_id=planned.run_id,
+                             incident=planned.incident, reason=reason,
+                             approved_hash=str(claim.get("plan_hash") or ""),
+                             plan_hash=planned.plan_hash)
+    return planned
+
+
 def run_claim(claim, host_params, store, context, budget):
     """Run one claimed fix run here; its :class:`engine.actions.runner.RunRecord`, saved."""
+    import dataclasses
     import json
 
     from engine.actions.base import ActionError, get_action
     from engine.actions.params import validate
     from engine.actions.runner import execute
+    from engine.planhash import request_hash, short
 
     actor = context.actor
     params = claim.get("params") or {}
@@ -132,15 +159,31 @@ def run_claim(claim, host_params, store, context, budget):
         merged = host_params.for_action(action, data)
     except EngineError as exc:
         return store.save(not_run(claim, actor, str(exc)))
+    incident = str(claim.get("incident") or "")
+    quiet = dataclasses.replace(context, audit=None)
+    planned = execute(action.name, quiet, merged, incident=incident, dry_run=True)
+    approved_request = claim.get("plan_hash")
+    if approved_request:
+        requested = request_hash(claim.get("action"), params, claim.get("target_host"))
+        if requested != approved_request:
+            return store.save(_stale(claim, planned, context, (
+                f"the claim is not the request approved in Odoo (approved "
+                f"{short(approved_request)}, claimed {short(requested)}): nothing was "
+                "changed; approve it again")).masked())
+    if claim.get("plan_only"):  # the host's own plan, for a person to approve
+        record = execute(action.name, context, merged, incident=incident, dry_run=True)
+        return store.save(record.masked())
     history = ()
-    if budget is not None:
-        import dataclasses
-
-        quiet = dataclasses.replace(context, audit=None)
-        target = execute(action.name, quiet, merged, dry_run=True).target
-        history = store.history(action.name, target) if target else ()
+    if budget is not None and planned.target:
+        history = store.history(action.name, planned.target)
     if "timeout" in merged:
         context.timeout = float(merged["timeout"])
-    record = execute(action.name, context, merged, incident=str(claim.get("incident") or ""),
-                     budget=budget, history=history)
+    # the host plan a person approved, else the plan just made: what runs is that plan
+    approved = claim.get("host_plan_hash") or planned.plan_hash or None
+    record = execute(action.name, context, merged, incident=incident, budget=budget,
+                     history=history, approved_hash=approved)
+    if record.state == "stale" and claim.get("host_plan_hash"):
+        record.error = (f"the plan on this host differs from the host plan approved in Odoo "
+                        f"(approved {short(approved)}, now {short(record.plan_hash)}): "
+                        "nothing was changed; approve the new plan")
     return store.save(record.masked())

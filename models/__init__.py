@@ -1,6 +1,7 @@
 from . import (
     auto_heal_db_scan,
     auto_heal_fix_run,
+    auto_heal_fix_run_approval,
     auto_heal_fix_run_params,
     auto_heal_fix_run_review,
     auto_heal_handover,
@@ -13,4 +14,5 @@ from . import (
     auto_heal_overview,
     auto_heal_pattern,
     res_config_settings,
+    res_config_settings_approval,
 )

@@ -20,6 +20,11 @@ of every step, the timings. States::
                                        │                               (refused, blocked,
                                        └──Roll back──> rolled_back      over budget)
 
+  Approvals (models/auto_heal_fix_run_approval.py, engine/approval.py): a run
+  waiting for approval (pending, or stale: its plan changed since it was
+  approved) expires past its deadline; four eyes and distinct approvers; the
+  hash of the approved plan is compared when it runs (engine/planhash.py).
+
 * Odoo actions run here through :func:`engine.actions.runner.execute` on ``env.cr``,
   in a savepoint. Host actions wait for ``bin/auto-heal run-approved``, which
   calls :meth:`AutoHealFixRun.watchdog_claim` and :meth:`AutoHealFixRun.watchdog_report`
@@ -34,6 +39,8 @@ of every step, the timings. States::
   in a row is demoted to "approval required" (see auto_heal.pattern).
 """
 
+import contextvars
+import functools
 import hashlib
 import hmac
 import json
@@ -51,6 +58,7 @@ from ..engine.actions import ActionError, Context, Plan, RunRecord, get_action
 from ..engine.actions.params import capture_map, host_params_text, validate
 from ..engine.actions.runner import execute, rollback_run
 from ..engine.budget import BudgetPolicy, decide
+from ..engine.planhash import request_hash
 from ..engine.policy import needs_approval
 from ..engine.secrets import mask_secrets, mask_values
 from .auto_heal_incident import masked_body
@@ -61,6 +69,7 @@ MANAGER_GROUP = "auto_heal.group_auto_heal_manager"
 STATES = [
     ("draft", "Draft"),
     ("pending", "Waiting Approval"),
+    ("stale", "Plan Changed"),
     ("approved", "Approved"),
     ("running", "Running"),
     ("done", "Done"),
@@ -68,8 +77,9 @@ STATES = [
     ("rolled_back", "Rolled Back"),
     ("rejected", "Rejected"),
     ("cancelled", "Cancelled"),
+    ("expired", "Expired"),
 ]
-OPEN_STATES = ("draft", "pending", "approved", "running")
+OPEN_STATES = ("draft", "pending", "stale", "approved", "running")
 #: Runs that changed (or tried to change) their target: they count against its budget.
 BUDGET_STATES = ("done", "failed", "rolled_back")
 #: Host actions Odoo may run itself when their file lies in a writable addons path.
@@ -77,6 +87,35 @@ ODOO_CAPABLE_HOST_ACTIONS = ("remove_deprecated_cron_fields",)
 #: Text fields masked whenever they are written (DESIGN rule 8).
 _TEXT_FIELDS = ("name", "target", "params", "plan", "diff", "preconditions", "backup_location",
                 "backup_manifest", "output", "error", "audit", "reject_reason", "notes")
+
+
+#: True while the model's own transitions run: only they may change a run's state,
+#: plan or approvals (a Manager's raw write or create over RPC may not; see
+#: AutoHealFixRunApproval.write). A context variable, not an Odoo context key: a
+#: caller over RPC sets the context, never this.
+_IN_TRANSITION = contextvars.ContextVar("auto_heal_fix_run_transition", default=False)
+#: True while a scan plans runs on its own: nobody is their requester.
+_AUTOMATIC = contextvars.ContextVar("auto_heal_fix_run_automatic", default=False)
+
+
+def transition(method):
+    """Mark *method* as one of the fix run's transitions (see _IN_TRANSITION)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        token = _IN_TRANSITION.set(True)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            _IN_TRANSITION.reset(token)
+    return wrapper
+
+
+def in_transition():
+    return _IN_TRANSITION.get()
+
+
+def planned_automatically():
+    return _AUTOMATIC.get()
 
 
 def _clean(value):
@@ -258,12 +297,23 @@ class AutoHealFixRun(models.Model):
 
     def init(self):
         # An index, not a constraint: PostgreSQL has no partial UNIQUE constraint, and
-        # _sql_constraints cannot say "only among open runs".
+        # _sql_constraints cannot say "only among open runs". Made again when the open
+        # states changed (an upgrade that adds one).
+        self.env.cr.execute(SQL(
+            "SELECT pg_get_indexdef(%s::regclass)", "auto_heal_fix_run_open_uniq")
+            if self._open_index_exists() else SQL("SELECT ''"))
+        definition = self.env.cr.fetchone()[0]
+        if definition and not all(f"'{state}'" in definition for state in OPEN_STATES):
+            self.env.cr.execute(SQL("DROP INDEX auto_heal_fix_run_open_uniq"))
         self.env.cr.execute(SQL("""
             CREATE UNIQUE INDEX IF NOT EXISTS auto_heal_fix_run_open_uniq
                 ON auto_heal_fix_run (incident_id, action)
              WHERE state IN %s
         """, OPEN_STATES))
+
+    def _open_index_exists(self):
+        self.env.cr.execute(SQL("SELECT to_regclass(%s)", "auto_heal_fix_run_open_uniq"))
+        return bool(self.env.cr.fetchone()[0])
 
     @api.constrains("params")
     def _check_params(self):
@@ -335,17 +385,21 @@ class AutoHealFixRun(models.Model):
         """Queue the notification events of runs created (*known* empty) or changed.
 
         *before* maps a changed run's id to its (state, escalated) before the
-        write. Events: a run waiting for approval, a failed fix (failed, or
-        rolled back by its own verification), an escalation, and a restart
-        by the host watchdog (a ``restart_service`` run it handed over).
+        write. Events: a run waiting for approval (pending, or stale: its plan
+        changed), an approval that expired, a failed fix (failed, or rolled
+        back by its own verification), an escalation, and a restart by the
+        host watchdog (a ``restart_service`` run it handed over).
         """
         events = {}
         for run in self:
             old_state, old_escalated = before.get(run.id, (None, False))
             if run.state != old_state:
-                if run.state == "pending":
+                if run.state in ("pending", "stale"):
                     events.setdefault("approval_needed", self.browse())
                     events["approval_needed"] |= run
+                elif run.state == "expired":
+                    events.setdefault("approval_expired", self.browse())
+                    events["approval_expired"] |= run
                 elif run.state == "failed" or (run.state == "rolled_back"
                                                and old_state in (None, "running")):
                     events.setdefault("fix_failed", self.browse())
@@ -571,6 +625,7 @@ class AutoHealFixRun(models.Model):
         return params
 
     @api.model
+    @transition
     def _plan_for_incidents(self, incidents):
         """Plan a fix run for each open incident whose pattern has a fix action.
 
@@ -597,11 +652,15 @@ class AutoHealFixRun(models.Model):
             if self._incident_may_plan(incident, action) or \
                     self._open_covering_run(incident, action):
                 continue  # another database's incident, or an open run covers it
-            run = planning.create({
-                "incident_id": incident.id, "action": action,
-                "params": json.dumps(self._params_from_incident(incident, action),
-                                     sort_keys=True),
-            })
+            automatic = _AUTOMATIC.set(True)  # a scan planned it: nobody requested it
+            try:
+                run = planning.create({
+                    "incident_id": incident.id, "action": action,
+                    "params": json.dumps(self._params_from_incident(incident, action),
+                                         sort_keys=True),
+                })
+            finally:
+                _AUTOMATIC.reset(automatic)
             run._submit()
             if run.state == "cancelled":  # never queue a plan that changes nothing
                 run.unlink()
@@ -619,6 +678,7 @@ class AutoHealFixRun(models.Model):
             # the "run fixes" job to run soon.
             cron.sudo()._trigger()
 
+    @transition
     def _make_plan(self):
         """Plan the run now: a dry run of the engine for Odoo actions, a text for host ones.
 
@@ -627,8 +687,11 @@ class AutoHealFixRun(models.Model):
         self.ensure_one()
         action = self._engine_action()
         params = self._params_dict()
-        vals = {"runs_on": self._engine_runs_on(), "error": False}
+        vals = {"runs_on": self._engine_runs_on(), "error": False, "plan_hash": False}
+        if action is None or vals["runs_on"] == "host":  # the watchdog plans it for real
+            vals.update(diff=False, preconditions=False, plan_data=False)
         if action is None:
+            vals["plan_hash"] = request_hash(self.action, params, self.target_host)
             vals.update(plan=self.env._(
                 "%(action)s runs on the host: this Odoo does not know the action; the "
                 "watchdog plans it for real when it runs it.\nParameters: %(params)s",
@@ -645,7 +708,8 @@ class AutoHealFixRun(models.Model):
             paths = [paths] if isinstance(paths, str) else paths or []
             vals.update(plan=self._host_plan_text(action, params),
                         target=", ".join(str(p) for p in paths) or str(
-                            params.get("service") or "") or False)
+                            params.get("service") or "") or False,
+                        plan_hash=request_hash(action.name, params, self.target_host))
             try:  # data only: the host adds its own parameters, and refuses Odoo's
                 validate(action, params, source="odoo")
             except ActionError as exc:
@@ -686,16 +750,21 @@ class AutoHealFixRun(models.Model):
         lines.append(host_params_text(action))
         return "\n".join(line for line in lines if line)
 
-    def _plan_vals(self, record):
+    def _plan_vals(self, record, source="odoo"):
+        """The plan fields of an engine record; its hash is Odoo's plan hash, or the
+        host's plan hash for a watchdog's report (Odoo's is the request's)."""
         if not record.plan:
             return {"target": record.target or False}
+        hashed = {"host_plan_hash" if source == "watchdog" else "plan_hash":
+                  str(getattr(record, "plan_hash", "") or "")[:80] or False}
         try:
             plan = Plan.from_dict(record.plan)
         except (TypeError, ValueError, AttributeError):  # a report from another version
-            return {"target": record.target or False,
+            return {"target": record.target or False, **hashed,
                     "plan": json.dumps(record.plan, indent=1, sort_keys=True, default=str),
                     "plan_data": json.dumps(record.plan, sort_keys=True, default=str)}
         return {
+            **hashed,
             "target": record.target or plan.target,
             "target_label": plan.label(),
             "plan": plan.text(),
@@ -710,6 +779,7 @@ class AutoHealFixRun(models.Model):
         lines = [line for line in (self.audit or "").split("\n") if line]
         return "\n".join(lines + audit.lines) or False
 
+    @transition
     def _submit(self):
         """Plan, then let the policy decide: pending, or approved without a person."""
         settings = self._settings()
@@ -729,9 +799,10 @@ class AutoHealFixRun(models.Model):
             vals = {"approval_reason": reason}
             if approval:
                 vals["state"] = "pending"
+                vals.update(run._waiting_vals())
             else:
                 vals.update(state="approved", auto_approved=True,
-                            approved_date=fields.Datetime.now())
+                            approved_date=fields.Datetime.now(), approved_hash=run.plan_hash)
             run.write(vals)
             run._message_log(body=self.env._(
                 "Planned. %(decision)s: %(reason)s.",
@@ -748,32 +819,25 @@ class AutoHealFixRun(models.Model):
                 "Fix run %(run)s is %(state)s; this action does not apply to it.",
                 run=wrong[0].display_name, state=states[wrong[0].state]))
 
+    @transition
     def action_submit(self):
         """Plan a draft run again and hand it to the policy."""
         self._check_manager()
         self._require_state(("draft",))
+        self._add_requester()  # submitted by hand: four eyes keeps them from approving
         self._submit()
         if self.filtered(lambda r: r.state == "approved" and r.runs_on == "odoo"):
             self._trigger_run_cron()
         return True
 
     def action_approve(self):
-        self._check_manager()
-        self._require_state(("pending",))
-        now = fields.Datetime.now()
-        for run in self:
-            run.write({"state": "approved", "approved_by": self.env.user.id,
-                       "approved_date": now, "auto_approved": False})
-            run._message_log(body=self.env._("Approved by %(user)s.",
-                                             user=self.env.user.name))
-        if self.filtered(lambda r: r.runs_on == "odoo"):
-            self._trigger_run_cron()
-        return True
+        """Approve the plan each run shows now (models/auto_heal_fix_run_approval.py)."""
+        return self._approve()
 
     def action_reject(self, reason=None):
         """Reject: with a *reason* (RPC) at once, else through the wizard asking it."""
         self._check_manager()
-        self._require_state(("draft", "pending", "approved"))
+        self._require_state(("draft", "pending", "stale", "approved"))
         if reason:
             return self._reject(reason)
         return {
@@ -785,9 +849,10 @@ class AutoHealFixRun(models.Model):
             "context": {"default_run_ids": self.ids},
         }
 
+    @transition
     def _reject(self, reason):
         self._check_manager()
-        self._require_state(("draft", "pending", "approved"))
+        self._require_state(("draft", "pending", "stale", "approved"))
         reason = (reason or "").strip()
         if not reason:
             raise UserError(self.env._("Say why the fix run is rejected."))
@@ -798,6 +863,7 @@ class AutoHealFixRun(models.Model):
                                              user=self.env.user.name, reason=reason))
         return True
 
+    @transition
     def action_run(self):
         self._check_manager()
         self._require_state(("approved",))
@@ -826,6 +892,7 @@ class AutoHealFixRun(models.Model):
     # -- running Odoo actions ----------------------------------------------------------
 
     @api.model
+    @transition
     def _cron_run_approved(self, limit=20):
         """The "run fixes" cron: approved Odoo runs, one savepoint each, lock-skipping."""
         self._fail_stale_claims()
@@ -841,6 +908,7 @@ class AutoHealFixRun(models.Model):
         return done
 
     @api.model
+    @transition
     def _fail_stale_claims(self):
         """Host runs a watchdog claimed but never reported: failed, escalated.
 
@@ -876,6 +944,7 @@ class AutoHealFixRun(models.Model):
         self.invalidate_recordset()
         return locked
 
+    @transition
     def _execute(self):
         """Run an approved Odoo-level run through the engine's runner, in a savepoint."""
         self.ensure_one()
@@ -893,7 +962,8 @@ class AutoHealFixRun(models.Model):
                 record = execute(
                     self.action, self._engine_context(audit), params,
                     incident=self.incident_id.fingerprint or "",
-                    budget=self._budget_policy(settings), history=history, now=time.time())
+                    budget=self._budget_policy(settings), history=history, now=time.time(),
+                    approved_hash=self._hash_to_enforce())
         except Exception as exc:  # noqa: BLE001 - a bad action or parameter is an outcome
             _logger.warning("auto_heal: fix run %s could not run: %s", self.id, exc)
             record = RunRecord(run_id="", action=self.action or "", target=self.target or "",
@@ -906,9 +976,14 @@ class AutoHealFixRun(models.Model):
         self._store_record(record, audit)
         return record
 
+    @transition
     def _store_record(self, record, audit=None, source="odoo"):
         """Write an engine RunRecord onto the run: state, plan, output, timings, effects."""
         self.ensure_one()
+        if record.state == "stale":  # the plan changed since it was approved: ask again
+            return self._become_stale(record, audit, source)
+        if source == "watchdog" and self.plan_only_claim and record.state == "planned":
+            return self._receive_host_plan(record, audit)
         state, escalated = record.state, bool(record.escalate)
         output, error = record.output or "", record.error or ""
         if state == "noop":
@@ -1004,6 +1079,7 @@ class AutoHealFixRun(models.Model):
                          incident=self.incident_id.fingerprint or "",
                          params=self._params_dict(), state="done", plan=plan, backup=backup)
 
+    @transition
     def _rollback_odoo(self):
         self.ensure_one()
         record = self._run_record()
@@ -1038,11 +1114,16 @@ class AutoHealFixRun(models.Model):
         return " ".join(str(host or "").split())[:128]
 
     @api.model
+    @transition
     def watchdog_claim(self, host):
         """Hand the approved host runs bound to *host* to its watchdog; they become running.
 
-        Returns ``[{"id", "action", "params", "incident", "claim_token"}]``
-        (incident: its fingerprint). Only the runs whose target host is *host*
+        Returns ``[{"id", "action", "params", "incident", "claim_token",
+        "target_host", "plan_hash", "host_plan_hash", "plan_only"}]`` (incident:
+        its fingerprint; plan_hash: the approved request's hash; host_plan_hash:
+        the host plan a person approved, if any; plan_only: plan on the host and
+        report the plan for approval, change nothing; see
+        models/auto_heal_fix_run_approval.py). Only the runs whose target host is *host*
         are handed out: a watchdog never gets another host's run. Each claim
         carries a fresh token; :meth:`watchdog_report` takes a report only with
         it, from the same user and host. Rows are taken with ``FOR NO KEY
@@ -1064,9 +1145,13 @@ class AutoHealFixRun(models.Model):
         settings = self._settings()
         claimed = []
         for run in runs:
+            if run._request_changed():  # not what was approved: approve it again first
+                run._request_stale()
+                continue
+            plan_only = run._claims_plan_only()
             decision = decide(run._budget_policy(settings), run._budget_history(settings),
                               time.time())
-            if not decision.allowed:
+            if not decision.allowed and not plan_only:
                 if decision.escalate:
                     run.write({"state": "running", "started_date": fields.Datetime.now()})
                     run._store_record(RunRecord(
@@ -1082,7 +1167,8 @@ class AutoHealFixRun(models.Model):
             run._message_log(body=self.env._("Claimed by the watchdog on %(host)s.",
                                              host=host))
             claimed.append({"id": run.id, "action": run.action, "params": run._params_dict(),
-                            "incident": run.incident_id.fingerprint, "claim_token": token})
+                            "incident": run.incident_id.fingerprint, "claim_token": token,
+                            **run._claim_approval(plan_only)})
         return claimed
 
     def _check_claim(self, host, claim_token):
@@ -1108,6 +1194,7 @@ class AutoHealFixRun(models.Model):
                 run=self.display_name, host=self.claimed_by or "-"))
 
     @api.model
+    @transition
     def watchdog_report(self, run_id, record, claim_token=None, host=None):
         """Store the outcome of a host run: *record* is ``RunRecord.to_dict()``.
 
@@ -1128,6 +1215,7 @@ class AutoHealFixRun(models.Model):
         run._check_claim(host, claim_token)
         if not isinstance(record, dict) or not record.get("state"):
             raise UserError(self.env._("The report must be a run record with a state."))
+        run._check_plan_only_report(record)
         engine_record = RunRecord.from_dict(record)
         if not isinstance(engine_record.durations, dict):
             engine_record.durations = {}

@@ -20,7 +20,7 @@ from ..engine.actions.params import data_params
 
 FIELD_PREFIX = "param_"
 #: States in which a person may change a run's data parameters.
-EDITABLE_STATES = ("draft", "pending")
+EDITABLE_STATES = ("draft", "pending", "stale")
 #: Kinds holding several values: one per line in a text field.
 _LIST_KINDS = ("paths", "texts", "names")
 

@@ -20,7 +20,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from ..engine.actions import Plan
-from .auto_heal_fix_run import OPEN_STATES, RunAudit
+from .auto_heal_fix_run import OPEN_STATES, RunAudit, transition
 
 #: The client action (static/src/js/run_after_approval.js) that runs approved Odoo fixes
 #: in a request of their own, once the approval is committed.
@@ -139,6 +139,7 @@ class AutoHealFixRunReview(models.Model):
 
     # -- a queue without noise -----------------------------------------------------------
 
+    @transition
     def _screen_plan(self):
         """Right after a successful plan: True when this run must not wait for anyone.
 
@@ -182,6 +183,7 @@ class AutoHealFixRunReview(models.Model):
                 other=self.incident_id.display_name,
                 target=self.target_label or self.target or "-"))
 
+    @transition
     def _cancel(self, reason):
         """Cancel a run that never ran, with an audit line and a note on its incident.
 
@@ -229,6 +231,7 @@ class AutoHealFixRunReview(models.Model):
                             ("action", "=", action_name), ("state", "in", OPEN_STATES)],
                            limit=1)
 
+    @transition
     def _recheck_plans(self):
         """Plan the waiting Odoo runs among *self* again; cancel those healthy again.
 
@@ -272,7 +275,7 @@ class AutoHealFixRunReview(models.Model):
     def write(self, vals):
         replan = self.browse()
         if "params" in vals:
-            replan = self.filtered(lambda run: run.state == "pending"
+            replan = self.filtered(lambda run: run.state in ("pending", "stale")
                                    and (run.params or "{}") != (vals["params"] or "{}"))
         result = super().write(vals)
         for run in replan:
@@ -280,9 +283,10 @@ class AutoHealFixRunReview(models.Model):
         return result
 
     def _replan_after_params(self):
-        """A person changed the parameters of a waiting run: its plan is made again."""
+        """A person changed the parameters of a waiting run: its plan was made again
+        (the approvals' write did it, _request_changed_by_hand); say so, screen it."""
         self.ensure_one()
-        error = self._make_plan()
+        error = self.error if self.state in ("pending", "stale") else False
         self._message_log(body=self.env._(
             "Parameters changed by %(user)s: %(params)s. Planned again%(outcome)s.",
             user=self.env.user.name, params=self.params,
@@ -318,9 +322,9 @@ class AutoHealFixRunReview(models.Model):
 
     def action_approve(self):
         self._check_manager()
-        self._require_state(("pending",))
+        self._require_state(("pending", "stale"))
         self._recheck_plans()
-        self._require_state(("pending",))  # cancelled meanwhile: nothing to approve
+        self._require_state(("pending", "stale"))  # cancelled meanwhile: nothing to approve
         blocked = self.filtered("precondition_failed")
         if blocked:
             failed = blocked[0]._failed_preconditions()

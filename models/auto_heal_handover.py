@@ -36,7 +36,7 @@ from ..engine.actions import RunRecord
 from ..engine.incidents import Incident as EngineIncident
 from ..engine.patterns import SEVERITIES, UNKNOWN
 from ..engine.secrets import mask_secrets, mask_values
-from .auto_heal_fix_run import MANAGER_GROUP, OPEN_STATES, RunAudit
+from .auto_heal_fix_run import MANAGER_GROUP, OPEN_STATES, RunAudit, transition
 
 _logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ KINDS = [
 #: At most this many entries per call (the watchdog sends 100 by default).
 MAX_BATCH = 1000
 #: Fix runs the watchdog reports that are still waiting on Odoo's side are taken over.
-_TAKE_OVER_STATES = ("draft", "pending", "approved")
+_TAKE_OVER_STATES = ("draft", "pending", "stale", "approved")
 
 
 def _when(text):
@@ -151,6 +151,7 @@ class AutoHealHandover(models.Model):
         return claimed
 
     @api.model
+    @transition  # it records what the watchdog did as fix runs (their state, their plan)
     def watchdog_handover(self, entries):
         """Store the watchdog's *entries*; ``{"stored": [ids], "ignored": [ids], ...}``.
 

@@ -419,6 +419,8 @@ class AutoHealIncident(models.Model):
 
     def action_plan_fix(self):
         """Plan a fix run with the pattern's fix action (managers), and open it."""
+        from .auto_heal_fix_run import OPEN_STATES
+
         self.ensure_one()
         Run = self.env["auto_heal.fix.run"]
         Run._check_manager()
@@ -431,7 +433,7 @@ class AutoHealIncident(models.Model):
             raise UserError(self.env._("No fix is planned for %(incident)s: %(why)s.",
                                        incident=self.display_name, why=refused))
         run = Run.search([("incident_id", "=", self.id), ("action", "=", action),
-                          ("state", "in", ("draft", "pending", "approved", "running"))],
+                          ("state", "in", OPEN_STATES)],
                          limit=1) or Run._open_covering_run(self, action)
         if not run:
             # planning context: a plan that is not queued leaves no note behind

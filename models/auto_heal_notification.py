@@ -109,6 +109,9 @@ class AutoHealNotificationChannel(models.Model):
     on_regression = fields.Boolean(string="Regression", default=True)
     on_escalation = fields.Boolean(string="Escalation", default=True)
     on_approval_needed = fields.Boolean(string="Fix Waiting for Approval", default=True)
+    on_approval_expired = fields.Boolean(
+        string="Fix Approval Expired", default=True,
+        help="A fix run waited for approval past its deadline and expired.")
     on_fix_failed = fields.Boolean(string="Failed Fix", default=True)
     on_watchdog_restart = fields.Boolean(string="Watchdog Restart", default=True)
     throttle_state = fields.Text(
@@ -307,7 +310,9 @@ class AutoHealNotificationEvent(models.Model):
         if self.event == "fix_failed":
             return run.state in ("failed", "rolled_back")
         if self.event == "approval_needed":
-            return run.state == "pending"
+            return run.state in ("pending", "stale")
+        if self.event == "approval_expired":
+            return run.state == "expired"
         if self.event == "escalation":
             return bool(run.escalated)
         return True

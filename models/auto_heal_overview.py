@@ -31,7 +31,7 @@ ATTENTION_LIMIT = 30
 USER_GROUP = "auto_heal.group_auto_heal_user"
 MANAGER_GROUP = "auto_heal.group_auto_heal_manager"
 #: Runs a person must act on: approve or reject, plan again, or press Run Now.
-WAITING_STATES = ("draft", "pending", "approved")
+WAITING_STATES = ("draft", "pending", "stale", "approved")
 
 
 class AutoHealOverview(models.AbstractModel):
@@ -80,7 +80,7 @@ class AutoHealOverview(models.AbstractModel):
         total = sum(ended.values())
         return {
             "open": dict(counts, total=sum(counts.values()), regressed=regressed),
-            "waiting_approval": Run.search_count([("state", "=", "pending")]),
+            "waiting_approval": Run.search_count([("state", "in", ("pending", "stale"))]),
             "escalated": Run.search_count([("escalated", "=", True),
                                            ("state", "in", ("pending", "approved", "running",
                                                             "failed"))]),

@@ -5,6 +5,8 @@ from . import (
     test_db_scan_checks,
     test_fix_actions,
     test_fix_run,
+    test_fix_run_approval,
+    test_fix_run_approval_ui,
     test_fix_run_params,
     test_handover,
     test_health,

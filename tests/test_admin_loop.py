@@ -31,6 +31,9 @@ class AdminLoopCase(TransactionCase):
         cls.Module = cls.env["ir.module.module"]
         cls.manager = new_test_user(cls.env, "ah_loop_manager",
                                     groups="base.group_user,auto_heal.group_auto_heal_manager")
+        # four eyes in prod: who changes a waiting run never approves it
+        cls.approver = new_test_user(cls.env, "ah_loop_approver",
+                                     groups="base.group_user,auto_heal.group_auto_heal_manager")
         cls.env["ir.config_parameter"].set_param("auto_heal.environment", "prod")
         cls.db = cls.env.cr.dbname
 
@@ -180,7 +183,8 @@ class TestReactivateCron(AdminLoopCase):
                                                   "cron_id": cron.id})
         self.assertFalse(run.precondition_failed, run.preconditions)  # planned again
         self.assertIn("Parameters changed by", "".join(run.message_ids.mapped("body")))
-        run.with_user(self.manager).action_approve()
+        self.assertIn(self.manager, run.requester_ids)  # a new request: four eyes
+        run.with_user(self.approver).action_approve()
         self.assertEqual(run.state, "approved")
         with self.assertRaises(AssertionError):  # no longer editable once approved
             with Form(run.with_user(self.manager)) as form:

@@ -51,8 +51,8 @@ class BoundaryCase(TransactionCase):
         run = self.Run.create({"incident_id": incident.id, "action": "ah_test_host_fix",
                                "params": json.dumps({"service": "odoo"})})
         run.with_user(self.watchdog_a).action_submit()
-        if run.state == "pending":
-            run.with_user(self.watchdog_a).action_approve()
+        if run.state == "pending":  # four eyes in prod: not the one who submitted it
+            run.with_user(self.watchdog_b).action_approve()
         self.assertEqual((run.state, run.runs_on), ("approved", "host"), run.error)
         return run
 
@@ -88,7 +88,7 @@ class TestWatchdogBinding(BoundaryCase):
         run.with_user(self.watchdog_a).action_submit()
         self.assertEqual(run.state, "pending")
         run.with_user(self.watchdog_a).target_host = "erp-host"  # where the watchdog runs
-        run.with_user(self.watchdog_a).action_approve()
+        run.with_user(self.watchdog_b).action_approve()
         with self.assertRaises(UserError):
             run.with_user(self.watchdog_a).target_host = "elsewhere"
         self.assertFalse(self.Run.with_user(self.watchdog_a).watchdog_claim("odoo-container-1"))

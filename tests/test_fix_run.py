@@ -15,6 +15,7 @@ from odoo.tools import mute_logger
 
 from ..engine.actions import Plan, Precondition, RunRecord
 from ..engine.incidents import Incident as EngineIncident
+from ..engine.planhash import request_hash
 
 
 class FixRunCase(TransactionCase):
@@ -29,6 +30,10 @@ class FixRunCase(TransactionCase):
         cls.Module = cls.env["ir.module.module"]
         cls.manager = new_test_user(
             cls.env, "ah_fix_manager",
+            groups="base.group_user,auto_heal.group_auto_heal_manager")
+        # submits runs by hand; in prod four eyes keeps them from approving what they submit
+        cls.submitter = new_test_user(
+            cls.env, "ah_fix_submitter",
             groups="base.group_user,auto_heal.group_auto_heal_manager")
         cls.user = new_test_user(
             cls.env, "ah_fix_user", groups="base.group_user,auto_heal.group_auto_heal_user")
@@ -63,13 +68,14 @@ class FixRunCase(TransactionCase):
         })
 
     def make_run(self, incident, params=None, action=None):
-        """A run with *params*, planned and handed to the policy by a manager."""
+        """A run with *params*, planned and handed to the policy by a manager (the
+        submitter: another manager approves it)."""
         run = self.Run.create({
             "incident_id": incident.id,
             "action": action or incident.pattern_id.fix_script,
             "params": json.dumps(params or {}),
         })
-        run.with_user(self.manager).action_submit()
+        run.with_user(self.submitter).action_submit()
         return run
 
     def make_cron(self, **vals):
@@ -205,7 +211,7 @@ class TestFixRunWorkflow(FixRunCase):
         self.assertIn("table ir_module_module", run.backup_location)
         lines = self.audit_lines(run)
         self.assertEqual([line["action"].split(".")[1] for line in lines],
-                         ["plan", "plan", "apply", "verify"])
+                         ["plan", "approve", "plan", "apply", "verify"])
         self.assertEqual(lines[-1]["result"], "ok")
         self.assertEqual({line["actor"] for line in lines[1:]}, {"odoo:ah_fix_manager"})
         self.assertEqual({line["details"]["incident"] for line in lines}, {"ah-stuck-1"})
@@ -257,7 +263,8 @@ class TestFixRunWorkflow(FixRunCase):
         cause.action_resolve()
         again = self.Run._plan_for_incidents(switched_off)
         self.assertFalse(again, "a rejected run stops automatic planning for this round")
-        again = self.Run.browse(switched_off.with_user(self.manager).action_plan_fix()["res_id"])
+        again = self.Run.browse(
+            switched_off.with_user(self.submitter).action_plan_fix()["res_id"])
         self.assertEqual(again.state, "pending")
         self.assertIn("[ok] the cause of the job's failures is dealt with",
                       again.preconditions)
@@ -440,7 +447,11 @@ class TestWatchdogApi(FixRunCase):
         token = claims[0].pop("claim_token")
         self.assertGreaterEqual(len(token), 32)
         self.assertEqual(claims, [{"id": run.id, "action": "ah_test_host_fix",
-                                   "params": {"service": "odoo"}, "incident": "ah-host-1"}])
+                                   "params": {"service": "odoo"}, "incident": "ah-host-1",
+                                   "target_host": "web-1", "plan_hash": run.approved_hash,
+                                   "host_plan_hash": None, "plan_only": False}])
+        self.assertEqual(run.approved_hash, request_hash("ah_test_host_fix", {"service": "odoo"},
+                                                         "web-1"))
         self.assertEqual((run.state, run.claimed_by, run.claimed_uid),
                          ("running", "web-1", self.manager))
         self.assertTrue(run.started_date)

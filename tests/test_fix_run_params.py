@@ -15,7 +15,9 @@ class TestFixRunParameters(FixRunCase):
         refuses it when it is written, and the watchdog refuses it again (host tests)."""
         pattern = self.make_pattern("ah_pg_down", "restart_service", "critical")
         incident = self.make_incident(pattern, "ah-pg-1")
-        run = self.make_run(incident, {"service": "postgresql"})
+        # a draft: the parameters of a submitted run are frozen (test_fix_run_approval)
+        run = self.Run.create({"incident_id": incident.id, "action": "restart_service",
+                               "params": json.dumps({"service": "postgresql"})})
         self.assertEqual(run.runs_on, "host")
         self.assertIn("set on the host", run.host_params_note)
         self.assertIn("pg_ctl", run.host_params_note)
@@ -32,7 +34,9 @@ class TestFixRunParameters(FixRunCase):
         self.assertEqual(json.loads(run.params), {"service": "postgresql"})
 
         perms = self.make_pattern("ah_perm", "fix_permissions", "high")
-        perm_run = self.make_run(self.make_incident(perms, "ah-perm-1", {"path": "/var/x"}))
+        perm_run = self.Run.create({
+            "incident_id": self.make_incident(perms, "ah-perm-1", {"path": "/var/x"}).id,
+            "action": "fix_permissions", "params": json.dumps({"path": ["/var/x"]})})
         with self.assertRaisesRegex(ValidationError, "owner is set on the host"), \
                 self.cr.savepoint():
             perm_run.with_user(self.manager).write(

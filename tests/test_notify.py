@@ -329,7 +329,7 @@ class TestNotifications(TransactionCase):
         self.assertEqual(channel.url_display, "https://chat.example.com/***")
         self.assertEqual(channel._engine_channel().events, frozenset(
             ["new_incident", "regression", "escalation", "approval_needed", "fix_failed",
-             "watchdog_restart"]))
+             "watchdog_restart", "approval_expired"]))
         with self.assertRaises(ValidationError):
             self.channel("ftp://chat.example.com/hooks/x")
         self.assertEqual(self.channel(False, kind="email").url_display, "Auto-Heal managers")

@@ -38,6 +38,10 @@ class TestSecretSinks(TransactionCase):
         cls.manager = new_test_user(
             cls.env, "ah_sinks_manager", email="ah-sinks@example.com",
             groups="base.group_user,auto_heal.group_auto_heal_manager")
+        # four eyes in prod: a run the manager submits is approved by another one
+        cls.approver = new_test_user(
+            cls.env, "ah_sinks_approver",
+            groups="base.group_user,auto_heal.group_auto_heal_manager")
         cls.pattern = cls.env["auto_heal.pattern"].create(dict(
             CATCH_ALL, name="catch all", fix_script="ah_test_host_fix"))
         path = os.path.join(cls.root, "odoo.log")
@@ -84,7 +88,7 @@ class TestSecretSinks(TransactionCase):
             run.target_host = HOST
             if run.state == "draft":
                 run.with_user(self.manager).action_submit()
-            run.with_user(self.manager).action_approve()
+            run.with_user(self.approver).action_approve()
             runs |= run
         claims = {c["id"]: c["claim_token"] for c in api.watchdog_claim(HOST)}
         self.assertEqual(set(claims), set(runs.ids))

@@ -12,9 +12,17 @@ States of a run record (the addon's fix run mirrors them)::
     blocked      a precondition does not hold; nothing was touched
     noop         nothing to change (a second run of a done fix)
     refused      over budget or too soon; nothing was touched
+    stale        the plan differs from the approved one (``approved_hash``);
+                 nothing was touched: a person approves the new plan first
     done         applied and verified
     rolled_back  apply or verify failed; the backup was restored
     failed       apply or verify failed and the rollback failed too (escalate)
+
+Each record carries the hash of the plan it made (``plan_hash``,
+:mod:`engine.planhash`). With ``approved_hash``, :func:`execute` compares the
+plan it makes now with the one a person approved, before the budget, the
+backup or anything else: a plan that would change something and hashes
+differently ends ``stale``.
 
 The addon calls it with a database cursor in the context, the watchdog with
 roots and a backup folder; see :class:`Context`.
@@ -26,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from ..budget import decide
+from ..planhash import plan_hash, short
 from .base import ActionError, Plan, get_action
 from .params import DeclaredParams
 
@@ -68,6 +77,8 @@ class RunRecord:
     started: str = ""
     ended: str = ""
     durations: dict = field(default_factory=dict)
+    #: The hash of ``plan`` with ``params`` (engine.planhash), "" when nothing was planned.
+    plan_hash: str = ""
 
     def to_dict(self):
         return asdict(self)
@@ -121,11 +132,13 @@ class _Steps:
 
 
 def execute(action_name, context, params=None, *, incident="", dry_run=False,
-            budget=None, history=(), now=None, run_id=None):
+            budget=None, history=(), now=None, run_id=None, approved_hash=None):
     """Plan and, unless *dry_run*, run *action_name* on the target in *params*.
 
     *budget* is a :class:`engine.budget.BudgetPolicy`; *history* the start
     times (epoch seconds) of earlier runs of this action on this target.
+    *approved_hash*: the hash of the plan a person approved; a plan that
+    changes something and hashes otherwise now ends ``stale``, untouched.
     """
     action = get_action(action_name)
     given = dict(params or {})
@@ -144,8 +157,14 @@ def execute(action_name, context, params=None, *, incident="", dry_run=False,
         return _finish(record, steps, "blocked", error=f"planning failed: {error}")
     record.target = plan.target
     record.plan = plan.to_dict()
+    record.plan_hash = plan_hash(plan, params)
     steps.audit("plan", "planned", record.durations["plan"], changes=plan.changes,
-                summary=plan.summary)
+                summary=plan.summary, plan_hash=record.plan_hash)
+    if approved_hash and plan.changes and record.plan_hash != approved_hash and not dry_run:
+        return _finish(record, steps, "stale", error=(
+            f"the plan changed since it was approved (approved {short(approved_hash)}, "
+            f"now {short(record.plan_hash)}): nothing was changed; approve the new plan"),
+            approved_hash=approved_hash, plan_hash=record.plan_hash)
     if plan.blocked_by:
         reasons = "; ".join(f"{p.description}: {p.detail}" if p.detail else p.description
                             for p in plan.blocked_by)
@@ -220,11 +239,11 @@ def _join(*parts):
     return "\n".join(p for p in parts if p)
 
 
-def _finish(record, steps, state, output="", error=""):
+def _finish(record, steps, state, output="", error="", **details):
     record.state = state
     record.output = _join(record.output, output)
     record.error = error
     record.ended = _now_iso()
-    if state in ("blocked", "refused"):
-        steps.audit(state, state, 0.0, reason=error)
+    if state in ("blocked", "refused", "stale"):
+        steps.audit(state, state, 0.0, reason=error, **details)
     return record

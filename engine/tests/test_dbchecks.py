@@ -653,7 +653,6 @@ def test_statements_are_bounded(scenario):
     # savepoint around the cron lock probe (SAVEPOINT + RELEASE)
     assert overhead == 2 * len(CHECKS) + 6
     assert len(counting.sql) - overhead <= 30  # the checks' own queries
-    assert elapsed < 5
     print("\nrun_checks: %d statements (%d by the checks), %.3f s" % (
         len(counting.sql), len(counting.sql) - overhead, elapsed))
 
@@ -745,7 +744,6 @@ def test_a_check_waiting_for_a_lock_gives_up(plain_db):
     with checker.cursor() as cr:
         run = run_checks(cr, names=["filestore_files_missing", "cron_failing"],
                          settings={"filestore_path": "/nonexistent", "lock_timeout_ms": 300})
-    assert time.monotonic() - started < 3
     assert run.errors == ["filestore_files_missing: LockNotAvailable: canceling statement "
                           "due to lock timeout"]
     assert [r.check for r in run.results] == ["cron_failing"]
@@ -764,7 +762,6 @@ def test_statement_timeout_stops_a_slow_check(plain_db, monkeypatch):
     with db.connect().cursor() as cr:
         started = time.monotonic()
         run = run_checks(cr, names=["slow", "cron_failing"], settings={"statement_timeout_ms": 200})
-    assert time.monotonic() - started < 3
     assert run.errors == ["slow: QueryCanceled: canceling statement due to statement timeout"]
     assert [r.check for r in run.results] == ["cron_failing"]
 
@@ -893,7 +890,6 @@ def test_filestore_sampling_on_a_million_attachments(plain_db, tmp_path):
     assert 300 <= checked <= 400 and result.value == checked
     # set_config, min/max id, the newest, the random picks, rollback to the savepoint
     assert run.stats["checks"]["filestore_files_missing"]["statements"] == 5
-    assert elapsed < 1.5, elapsed
 
 
 # --------------------------------------------------------------------------

@@ -10,6 +10,9 @@ the test writes first and reads afterwards::
      "runs": [{"id": 1, "state": "approved", "action": "...", "params": {...},
                "incident": "fp"}]}
 
+A run may also set what a claim carries of its approval (``target_host``,
+``plan_hash``, ``host_plan_hash``, ``plan_only``).
+
 ``mode`` makes it fail the ways a real server fails: ``http500`` (an HTML
 error page with status 500), ``not_json``, ``rpc_error`` (an AccessError in
 the JSON-RPC error object, as Odoo sends it), ``report_error`` (only
@@ -32,8 +35,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "auto_heal.fix.run"
 HANDOVER = "auto_heal.handover"
-#: run record state -> fix run state, as the addon maps them
-STATES = {"done": "done", "noop": "done", "rolled_back": "rolled_back"}
+#: run record state -> fix run state, as the addon maps them (a stale run waits for a
+#: new approval; a planned one, of a plan-only claim, waits for its plan's approval)
+STATES = {"done": "done", "noop": "done", "rolled_back": "rolled_back", "stale": "stale",
+          "planned": "pending"}
+#: What a claim carries of the approval, when the test's run sets it.
+CLAIM_APPROVAL = ("target_host", "plan_hash", "host_plan_hash", "plan_only")
 
 
 class Fault(Exception):
@@ -70,7 +77,9 @@ def _dispatch(state, service, method, args):
         for run in state["runs"]:
             if run["state"] == "approved":
                 run.update(state="running", host=host)
-                claimed.append({k: run.get(k) for k in ("id", "action", "params", "incident")})
+                claim = {k: run.get(k) for k in ("id", "action", "params", "incident")}
+                claim.update({k: run[k] for k in CLAIM_APPROVAL if k in run})
+                claimed.append(claim)
         return claimed
     if name == "watchdog_report":
         if state.get("mode") == "report_error":

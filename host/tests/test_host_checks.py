@@ -227,10 +227,9 @@ def test_links_and_fifos_planted_in_the_dumps_folder_are_never_read(cluster, tmp
 def test_odoo_conf_read_by_the_watchdog_is_type_and_size_checked(tmp_path):
     fifo = tmp_path / "odoo.conf"
     os.mkfifo(fifo)
-    started = time.monotonic()
+    # a blocking open of the FIFO would hang here: returning at all is the outcome
     with pytest.raises(deployment.ConfigReadError, match="not a regular file"):
         hostchecks.deployment_facts(str(fifo))
-    assert time.monotonic() - started < 5
     big = tmp_path / "big.conf"
     big.write_bytes(b"[options]\n" + b"; x\n" * (1 << 19))
     with pytest.raises(deployment.ConfigReadError, match="more than"):

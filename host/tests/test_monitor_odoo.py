@@ -145,7 +145,6 @@ def test_kill9_sigstop_and_handover_on_a_real_odoo(tmp_path, dbname):
         elapsed = time.monotonic() - injected
         record_time("odoo18_kill9", elapsed, odoo_start_seconds=round(first_start, 2),
                     period=1.0, note="real Odoo 18 (workers=0), restart via spawn.py")
-        assert elapsed < 1.0 + first_start + 30, (elapsed, first_start)
         second = _pid(pidfile)
         assert not alive(first) and alive(second)
 

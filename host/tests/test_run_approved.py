@@ -426,3 +426,86 @@ def test_an_api_key_file_others_can_read_is_refused(fake_odoo, tmp_path, home):
     hung = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
                 "--api-key-file", fifo], home, key=None, timeout=30)
     assert hung.returncode == 2 and "not a regular file" in hung.stderr
+
+
+# --------------------------------------------------------------------------
+# what was approved is what runs (engine/planhash.py)
+
+
+def _claim_run(cron, **approval):
+    return dict({"id": 1, "state": "approved", "action": "remove_deprecated_cron_fields",
+                 "params": {"paths": [str(cron)]}, "incident": "fp-cron"}, **approval)
+
+
+def test_run_approved_plans_only_then_refuses_a_plan_that_changed_here(fake_odoo, addons,
+                                                                        home):
+    """A plan-only claim reports this host's plan (nothing changes); once that plan is
+    approved, a file changed since is refused as stale and reported, untouched; the
+    approved plan itself runs."""
+    cron = addons / "legacy_cron" / "data" / "cron.xml"
+    args = ["run-approved", "--url", None, "--db", "prod", "--login", "watchdog",
+            "--root", addons, "--host", "web1"]
+    server = fake_odoo([_claim_run(cron, plan_only=True, target_host="web1")])
+    args[2] = server.url
+    first = run(args, home)
+    assert cron.read_bytes() == CRON_XML  # planned only
+    [reported] = server.state()["runs"]
+    record = reported["record"]
+    assert (record["state"], reported["state"]) == ("planned", "pending"), first.stdout
+    assert record["plan_hash"].startswith("sha256:")
+    assert record["plan"]["diff"].count("\n-") == 2
+    approved_plan = record["plan_hash"]
+
+    changed = CRON_XML.replace(b"Legacy job", b"Legacy job, renamed")
+    cron.write_bytes(changed)  # after the approval, before the run
+    state = server.state()
+    state["runs"] = [_claim_run(cron, host_plan_hash=approved_plan, target_host="web1")]
+    server.write(state)
+    second = run(args, home)
+    assert second.returncode == 1, (second.stdout, second.stderr)
+    assert cron.read_bytes() == changed, "a plan nobody approved changed the file"
+    [reported] = server.state()["runs"]
+    record = reported["record"]
+    assert (record["state"], reported["state"]) == ("stale", "stale")
+    assert "differs from the host plan approved in Odoo" in record["error"]
+    assert record["plan_hash"] != approved_plan
+    assert "renamed" in record["plan"]["diff"]
+    assert "-> stale" in second.stdout
+    audit = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["result"] == "stale"
+    assert audit[-1]["details"]["approved_hash"] == approved_plan
+    assert not any(a["action"].endswith(".apply") for a in audit)
+
+    state = server.state()  # the new plan is approved in Odoo: it runs
+    state["runs"] = [_claim_run(cron, host_plan_hash=record["plan_hash"], target_host="web1")]
+    server.write(state)
+    third = run(args, home)
+    assert third.returncode == 0, (third.stdout, third.stderr)
+    assert server.state()["runs"][0]["record"]["state"] == "done"
+    assert b"numbercall" not in cron.read_bytes() and b"renamed" in cron.read_bytes()
+
+
+def test_run_approved_refuses_a_claim_that_is_not_the_approved_request(fake_odoo, addons,
+                                                                         home):
+    from engine.planhash import request_hash
+
+    cron = addons / "legacy_cron" / "data" / "cron.xml"
+    other = addons / "legacy_cron" / "data" / "other.xml"
+    approved = request_hash("remove_deprecated_cron_fields", {"paths": [str(other)]}, "web1")
+    server = fake_odoo([_claim_run(cron, plan_hash=approved, target_host="web1")])
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--root", addons, "--host", "web1"], home)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert cron.read_bytes() == CRON_XML
+    record = server.state()["runs"][0]["record"]
+    assert record["state"] == "stale"
+    assert "the claim is not the request approved in Odoo" in record["error"]
+    assert "numbercall" in record["plan"]["diff"]  # this host's plan, for the approver
+
+    matching = request_hash("remove_deprecated_cron_fields", {"paths": [str(cron)]}, "WEB1")
+    server.write(dict(server.state(), runs=[_claim_run(cron, plan_hash=matching,
+                                                       target_host="web1")]))
+    result = run(["run-approved", "--url", server.url, "--db", "prod", "--login", "watchdog",
+                  "--root", addons, "--host", "web1"], home)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert cron.read_bytes() == CRON_XML_FIXED

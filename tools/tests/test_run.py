@@ -60,13 +60,11 @@ def test_the_odoo_conf_logs_to_the_run_folder_and_is_private(run_dir):
 def test_spawn_returns_at_once_and_the_program_keeps_running(tmp_path):
     out = tmp_path / "out.log"
     marker = tmp_path / "done"
-    started = time.monotonic()
     subprocess.run([sys.executable, str(run.SPAWN), "--output", str(out), "--",
                     sys.executable, "-c",
                     f"import time; time.sleep(1); open({str(marker)!r}, 'w').write('x'); "
                     "print('spawned')"], check=True, timeout=30)
-    assert time.monotonic() - started < 1, "spawn.py waits for nothing"
-    assert not marker.exists()
+    assert not marker.exists(), "spawn.py waited for the program"  # it sleeps 1 s first
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
