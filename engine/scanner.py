@@ -34,13 +34,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .classify import ABSORB_WINDOW, absorb, is_own_record, refine
+from .classify import ABSORB_WINDOW, FRAME_CAUSES, absorb, is_own_record, refine
 from .fingerprint import cached_fingerprint, innermost_exception
 from .incidents import Finding, Incident, make_sample
 from .matcher import Matcher
 from .patterns import UNKNOWN, PatternSet
 from .reader import Block, LogReader
-from .records import HEADER_START, parse_record, record_bytes, regex_view
+from .records import HEADER_START, MAX_RECORD_BYTES, parse_record, record_bytes, regex_view
 from .secrets import mask_secrets
 
 #: The repository (and addon) root, and its data/patterns.json.
@@ -81,7 +81,10 @@ class Scanner:
     def __init__(self, patterns, backend="auto", cache_dir=None):
         if isinstance(patterns, PatternSet):
             patterns = patterns.patterns
-        self.matcher = Matcher(patterns, backend=backend, cache_dir=cache_dir)
+        # The frames refine() looks for ride along in hyperscan's pass: a
+        # record where none of them hit needs no frame search in Python.
+        self.matcher = Matcher(patterns, backend=backend, cache_dir=cache_dir,
+                               watch=[_byte_superset(cause.regex) for cause in FRAME_CAUSES])
         self._by_type = {pattern.type: pattern for pattern in self.matcher.patterns}
 
     @property
@@ -140,7 +143,10 @@ class Scanner:
         # The types of the record still open at the block's end: the carried
         # ones while no header starts a new record in this block.
         open_types = carried if continuing and not _HEADER_AFTER_START.search(data) else set()
+        watched = matcher.watched
         for start, end, candidates in matcher.hit_records(data):
+            if watched is not None and candidates is not None and candidates <= watched:
+                continue  # only a frame hit: no pattern and no error, so no finding
             line += data.count(b"\n", counted_to, start)
             counted_to = start
             types = carried if continuing and start == 0 else set()
@@ -153,7 +159,10 @@ class Scanner:
             if record.prefix:  # the prefilter saw the journal's or docker's prefixes
                 candidates = None
             text = regex_view(record.text)
-            outcome = refine(record, matcher.classify(record, candidates, text), self._by_type)
+            outcome = matcher.classify(record, candidates, text)
+            if (watched is None or candidates is None or not candidates.isdisjoint(watched)
+                    or end - start > MAX_RECORD_BYTES):  # a cut record: search its text
+                outcome = refine(record, outcome, self._by_type)
             if outcome is None:
                 continue
             kind = outcome[0].type if outcome[0] is not None else UNKNOWN
@@ -164,6 +173,39 @@ class Scanner:
         self._open_path, self._open_types = block.path, open_types
 
     _open_path, _open_types = None, set()
+
+
+def _byte_superset(regex):
+    """*regex* for a byte-wise engine, matching wherever Python's ``re`` would.
+
+    On text, ``\\s`` and ``\\d`` also match non-ASCII spaces and digits, whose
+    UTF-8 bytes are all 0x80 or above; so they become classes that take those
+    bytes too, and the byte-wise engine never misses what ``re`` finds.
+
+    >>> print(_byte_superset(r'^\\s*File "[^"\\n]*", line \\d+, in f$'))
+    ^[\\s\\x1c-\\x1f\\x80-\\xff]*File "[^"\\n]*", line [\\d\\x80-\\xff]+, in f$
+    """
+    out, i, in_class = [], 0, False
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\" and i + 1 < len(regex):
+            pair = regex[i:i + 2]
+            if not in_class and pair == "\\s":
+                pair = "[\\s\\x1c-\\x1f\\x80-\\xff]"
+            elif not in_class and pair == "\\d":
+                pair = "[\\d\\x80-\\xff]"
+            elif in_class and pair in ("\\s", "\\d", "\\w", "\\S", "\\D", "\\W"):
+                pair += "\\x80-\\xff"
+            out.append(pair)
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class and out and out[-1] not in ("[", "[^"):
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
 
 
 def make_finding(record, pattern, match, text=None):
