@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scan speed and memory on the fixed yardstick, and the watchdog at rest.
 
-    make bench [BENCH_ARGS="--mb 200 --rounds 3 --watch-seconds 60"]
+    make bench [BENCH_ARGS="--mb 200 --rounds 3 --watch-seconds 60 --cron-records 20000"]
 
 The yardstick is the project's shared bench (``../shared/bench``, README
 there): ``gen_odoo_log.py`` writes a 200 MB Odoo 18 log (always the same
@@ -20,7 +20,9 @@ and its peak RSS (``/usr/bin/time -f %M``), checks that detect still finds
 every kind of error the generator plants, then starts the watchdog
 (``bin/auto-heal monitor``, default settings) against a stand-in Odoo
 (``host/tests/fake_odoo.py``) and reports its resident memory and CPU over
-``--watch-seconds``. Nothing here asserts a time: the figures are for
+``--watch-seconds``, and times fix-cron's planning on a data file of
+``--cron-records`` ir.cron records and on one twice as large (linear
+planning takes twice the time). Nothing here asserts a time: the figures are for
 README.rst's performance section.
 """
 
@@ -151,6 +153,29 @@ def memory_at_size(bench_dir, folder):
     return rows
 
 
+def cron_planning(records):
+    """Seconds to plan fix-cron on data files of *records* and twice as many
+    ir.cron records (two removed fields each): linear planning doubles."""
+    sys.path.insert(0, REPO)
+    from engine import xmledit
+
+    rows = []
+    for count in (records, 2 * records):
+        parts = ['<?xml version="1.0" encoding="utf-8"?>', "<odoo>"]
+        for i in range(count):
+            parts += [f'    <record id="cron_{i}" model="ir.cron">',
+                      f'        <field name="name">Job {i}</field>',
+                      '        <field name="numbercall">-1</field>',
+                      '        <field name="doall" eval="False"/>',
+                      '        <field name="interval_number">1</field>',
+                      "    </record>"]
+        data = ("\n".join(parts + ["</odoo>", ""])).encode()
+        start = time.perf_counter()
+        plan = xmledit.plan_bytes(data, "cron.xml")
+        rows.append((count, len(data) / 1e6, time.perf_counter() - start, len(plan.removals)))
+    return rows
+
+
 def watchdog_at_rest(seconds, settle=15.0):
     """RSS (MiB, median and peak) and CPU (%) of ``monitor`` against a stand-in Odoo."""
     import psutil
@@ -198,6 +223,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--watch-seconds", type=float, default=60.0)
     parser.add_argument("--log", help="measure this log instead of generating one")
+    parser.add_argument("--cron-records", type=int, default=20_000,
+                        help="also time fix-cron planning on this many ir.cron records and "
+                             "twice as many (0: skip)")
     parser.add_argument("--memory", action="store_true",
                         help="also detect's peak RSS on a 1 GB yardstick and on 100 MB lines "
                              "(writes about 1.3 GB to .tmp/bench once)")
@@ -225,6 +253,12 @@ def main():
     if args.memory:
         for name, size, value, peak in memory_at_size(args.bench_dir, folder):
             print(f"detect on {name} ({size:.0f} MB): {value:.1f} s, peak RSS {peak / 1024:.1f} MB")
+    if args.cron_records > 0:
+        rows = cron_planning(args.cron_records)
+        for count, size, value, removals in rows:
+            print(f"fix-cron planning: {count} ir.cron records ({size:.1f} MB, {removals} "
+                  f"removals): {value:.2f} s")
+        print(f"fix-cron planning, twice the records: {rows[1][2] / rows[0][2]:.2f}x the time")
     if args.watch_seconds > 0:
         median, peak, cpu = watchdog_at_rest(args.watch_seconds)
         print(f"watchdog at rest ({args.watch_seconds:.0f} s, default settings, stand-in Odoo): "

@@ -335,7 +335,11 @@ def _absorb(findings):
     specific = {}  # path -> the last specific findings, per pid
     for finding in findings:
         recent = specific.get(finding.path, {})
-        if any(_close(s, finding) and _absorbs(s, finding) for s in recent.values()):
+        # another process's finding is never close (_close): only the same pid's
+        # or a pid-less one is looked at, not one per pid the log ever had
+        nearby = recent.values() if finding.pid is None else [
+            s for s in (recent.get(finding.pid), recent.get(None)) if s is not None]
+        if any(_close(s, finding) and _absorbs(s, finding) for s in nearby):
             continue
         keep, absorbed = [], False
         for waiting in held:

@@ -136,9 +136,15 @@ def _exception(line):
 #: Text that differs only in the digits 1-9 normalizes alike wherever the
 #: rules replace those digits (every rule reads digits as \\d, and the one
 #: literal digit, the 0 of 0x, is kept). So a normalized text with no digit
-#: 1-9 left is cached under this cheap translation of its input.
+#: 1-9 left is cached under this cheap translation of its input. A text with
+#: no "x" cannot hold 0x, so there the 0 joins the other digits.
 _SHAPE = str.maketrans("123456789", "111111111")
+_SHAPE_ALL = str.maketrans("0123456789", "1111111111")
 _NONZERO_DIGIT = re.compile(r"[1-9]")
+_ANY_DIGIT = re.compile(r"[0-9]")
+#: What a quoted string becomes in a shape (a private-use character; a text
+#: that holds it keeps its strings).
+_HOLE = "\ue000"
 _MAX_CACHED = 1 << 13  # entries per cache: a few MB at most
 _by_shape = {}
 _by_parts = {}
@@ -153,12 +159,36 @@ def shape(text):
     return text.translate(_SHAPE)
 
 
+def shape_key(text):
+    """``(kind, shape)``: texts with one key normalize alike (see _normalize_shaped).
+
+    Quoted strings become one hole when every quote of the text is part of one:
+    the rules that run before the string rule (timestamps, UUIDs, filestore
+    paths) never match a quote, so they only shorten a string, which the
+    string rule then replaces whole, whatever was in it. Digits become 1,
+    the 0 too when the text has no "x".
+
+    >>> shape_key("Invalid field 'x_1' on model 'res.partner' (id 30)")
+    (3, 'Invalid field \ue000 on model \ue000 (id 11)')
+    >>> shape_key("Invalid field 'x_1' on 'model") == shape_key("Invalid field 'y_2' on 'model")
+    False
+    """
+    kind = 0
+    if ("'" in text or '"' in text or "`" in text) and _HOLE not in text:
+        holes = _STR.sub(_HOLE, text)
+        if "'" not in holes and '"' not in holes and "`" not in holes:
+            text, kind = holes, 1
+    if "x" in text:
+        return kind, text.translate(_SHAPE)
+    return kind | 2, text.translate(_SHAPE_ALL)
+
+
 def _normalize_shaped(text):
-    key = text.translate(_SHAPE)
+    key = shape_key(text)
     found = _by_shape.get(key)
     if found is None:
         found = normalize(text)
-        if _NONZERO_DIGIT.search(found):
+        if (_ANY_DIGIT if key[0] & 2 else _NONZERO_DIGIT).search(found):
             return found  # digits survived: only the exact text shares this result
         if len(_by_shape) >= _MAX_CACHED:
             _by_shape.clear()

@@ -470,7 +470,7 @@ def default_backend():
 class Matcher:
     """All active patterns compiled once; see the module docstring."""
 
-    def __init__(self, patterns, backend="auto", cache_dir=None):
+    def __init__(self, patterns, backend="auto", cache_dir=None, watch=()):
         self.patterns = list(patterns)
         name = default_backend() if backend == "auto" else backend
         if not _available(name):
@@ -482,6 +482,11 @@ class Matcher:
             sources = regexes + _LITERAL_SENTINELS
         else:
             sources = [_prefilter_source(r) for r in regexes + _SENTINELS]
+        # *watch*: more regexes whose hits hyperscan reports in the same pass
+        # (their ids follow the sentinels); only hyperscan says which one hit.
+        first_watched = len(sources)
+        if name == "hyperscan" and watch:
+            sources += ["(?:" + _NAMED_GROUP.sub("(?:", r) + ")" for r in watch]
         key = (name, sources_digest(name, sources), cache_dir)
         with _compiled_lock:
             prefilter = _compiled.get(key)
@@ -500,6 +505,11 @@ class Matcher:
                           if refused else None)
         self._fallback_ids = sorted(i for i in refused if i < len(regexes))
         self.generic = [p.generic for p in self.patterns]
+        #: The ids of the *watch* regexes, when every one is in the database:
+        #: then a record without one of them among its hits matches none of them.
+        watched = range(first_watched, len(sources))
+        self.watched = (frozenset(watched) if watched and not refused.intersection(watched)
+                        else None)
 
     @property
     def slow_patterns(self):

@@ -50,3 +50,12 @@ def test_twenty_thousand_records_plan_every_removal():
 def test_the_diff_is_the_one_difflib_writes(data):
     plan = cron_fields.plan_bytes(data, "/srv/addons/x/data/cron.xml")
     assert plan.diff == cron_fields.unified_diff(data, plan.new, "/srv/addons/x/data/cron.xml")
+
+
+def test_a_file_past_libxml2s_line_65535_is_planned():
+    """libxml2 reports lines past 65535 one too high; the spans still match them."""
+    data = _file(12_000)  # 72,003 lines
+    plan = cron_fields.plan_bytes(data, "big.xml")
+    assert len(plan.removals) == 24_000
+    assert plan.removals[-1].line == 2 + 6 * 11_999 + 4
+    assert b"numbercall" not in plan.new and b"doall" not in plan.new

@@ -27,3 +27,44 @@ def test_the_shape_cache_never_merges_texts_the_rules_keep_apart():
                 == fp.fingerprint("t", text, database="db"))
         assert (fp.cached_fingerprint("t", other, database="db")
                 == fp.fingerprint("t", other, database="db"))
+
+
+def test_the_string_and_zero_shape_never_merges_texts_the_rules_keep_apart():
+    """Texts that differ in quoted strings or in any digit share a shape key;
+    whatever the cache gives them is what the rules give (issue 14)."""
+    rnd = random.Random(14)
+    alphabet = "x0125 -:/'\"`.af\n" + "2026-11-29 10:00:00 "
+
+    def vary(text):
+        out, quote = [], None
+        for char in text:
+            if quote is None and char in "'\"`":
+                quote = char
+            elif char == quote:
+                quote = None
+            elif quote is not None and char != "\n" and rnd.random() < 0.5:
+                char = rnd.choice("ab1 -:/x" if char not in "'\"`" else char)
+            elif char.isdigit():
+                char = rnd.choice("0123456789")
+            out.append(char)
+        return "".join(out)
+
+    fp._by_shape.clear()
+    for _ in range(20_000):
+        text = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 30)))
+        for variant in (text, vary(text), vary(text)):
+            assert (fp.cached_fingerprint("t", variant, database="db")
+                    == fp.fingerprint("t", variant, database="db")), repr(variant)
+
+
+def test_records_that_differ_in_volatile_values_normalize_once(monkeypatch):
+    calls = []
+    real = fp.normalize
+    monkeypatch.setattr(fp, "normalize", lambda text: calls.append(text) or real(text))
+    fp._by_shape.clear()
+    for number in range(50):
+        # ids and durations of one width (a shape keeps lengths), 0 among the digits
+        fp.cached_fingerprint("access_denied", f"Invalid field 'x_{number}' on model "
+                              f"'res.partner' (id {1000 + number * 37}, {100 + number * 3} ms)",
+                              database="prod")
+    assert len(calls) == 1
