@@ -25,10 +25,8 @@ watchdog's own configuration.
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import dbchecks
-from .checks import deployment
+from .checks import CHECKS, CheckContext, deployment, one_line, resolve_settings, severity_for
 from .checks.backup import BackupCheckError
-from .dbchecks import CheckContext, one_line, severity_for
 from .health import OK
 from .patterns import PatternSet
 
@@ -39,7 +37,7 @@ FAMILIES = {
 
 
 class HostRun(NamedTuple):
-    results: list  # [CheckResult]
+    results: list  # [engine.health.CheckResult]
     errors: list  # ["check: one line"]
     counters: dict  # the next run's previous
 
@@ -104,13 +102,13 @@ def deployment_facts(conf_path="", argv=(), public_url="", environment="prod", d
 
 def run_host_checks(names, settings=None, facts=None, previous=None):
     """Run the checks *names* without a database; a failing one is one error line."""
-    conf = dbchecks.resolve_settings(settings)
+    conf = resolve_settings(settings)
     counters = {}
     ctx = CheckContext(previous=dict(previous or {}), counters=counters,
                        facts=dict(facts or {}))
     results, errors = [], []
     for name in names:
-        function = dbchecks.CHECKS.get(name)
+        function = CHECKS.get(name)
         if function is None:
             errors.append("%s: unknown check" % name)
             continue
@@ -149,7 +147,7 @@ def alert_plan(results, patterns):
     switched off in Odoo); its alerts are cleared. The severity is the
     pattern's for a warning, a rank more when critical.
 
-    >>> from engine.dbchecks import CheckResult
+    >>> from engine.health import CheckResult
     >>> patterns = PatternSet.from_entries([{"type": "backup_stale", "check": "backup_stale",
     ...                                      "severity": "high"}])
     >>> old = CheckResult("backup_stale", "critical", 100000, "26 h", "too old",

@@ -47,7 +47,7 @@ import ssl
 import stat
 from urllib.parse import urlsplit
 
-from ..dbchecks import (
+from .base import (
     CRITICAL,
     NOW_UTC,
     OK,
@@ -61,22 +61,7 @@ from ..dbchecks import (
     human_duration,
     resolve_settings,
 )
-
-DEFAULTS = {
-    "http_probe_timeout_seconds": 3,  # the /websocket and report URL probes
-    "origin_window_days": 7,  # requests seen within this many days count
-    "memory_total_warn_percent": 100.0,  # (workers + cron threads) x limit_memory_hard, of RAM
-    "memory_total_crit_percent": 150.0,
-    "cron_duration_warn_percent": 80.0,  # the longest cron run, of its real-time limit
-}
-
-CHECK_SETTINGS = {
-    "realtime_unavailable": ("http_probe_timeout_seconds",),
-    "base_url_mismatch": ("http_probe_timeout_seconds", "origin_window_days"),
-    "workers_sizing": ("memory_total_warn_percent", "memory_total_crit_percent",
-                       "cron_duration_warn_percent"),
-    "database_manager_exposed": (),
-}
+from .registry import check
 
 #: Odoo 18's defaults (odoo/tools/config.py) for the options these checks read.
 ODOO_DEFAULTS = {
@@ -455,6 +440,9 @@ def _skipped(check, subject="config"):
 # the checks
 
 
+@check("realtime_unavailable", settings={
+    "http_probe_timeout_seconds": 3,  # the /websocket and report URL probes
+})
 def check_realtime_unavailable(cursor=None, settings=None, ctx=None):
     """``workers > 0`` while gevent is missing or ``/websocket`` does not upgrade."""
     s = resolve_settings(settings)
@@ -536,6 +524,10 @@ def public_origin(row):
     return _origin("%s://%s" % (scheme.lower(), host))
 
 
+@check("base_url_mismatch", settings={
+    "http_probe_timeout_seconds": 3,  # the /websocket and report URL probes
+    "origin_window_days": 7,  # requests seen within this many days count
+})
 def check_base_url_mismatch(cursor=None, settings=None, ctx=None):
     """web.base.url and proxy_mode against the requests seen; the report URL answers."""
     s = resolve_settings(settings)
@@ -652,6 +644,11 @@ def cron_time_limit(options):
     return real or None
 
 
+@check("workers_sizing", settings={
+    "memory_total_warn_percent": 100.0,  # (workers + cron threads) x limit_memory_hard, of RAM
+    "memory_total_crit_percent": 150.0,
+    "cron_duration_warn_percent": 80.0,  # the longest cron run, of its real-time limit
+})
 def check_workers_sizing(cursor=None, settings=None, ctx=None):
     """Workers against CPUs, memory limits against RAM, the cron time limit against runs."""
     s = resolve_settings(settings)
@@ -765,6 +762,7 @@ def check_workers_sizing(cursor=None, settings=None, ctx=None):
     return results
 
 
+@check("database_manager_exposed")
 def check_database_manager_exposed(cursor=None, settings=None, ctx=None):
     """list_db on in prod; the master password unset, the default or guessable."""
     resolve_settings(settings)
@@ -819,11 +817,3 @@ def check_database_manager_exposed(cursor=None, settings=None, ctx=None):
             text, "on" if list_db else "off"), "config:admin_passwd",
             {"weakness": kind, "list_db": list_db})
     return results
-
-
-CHECKS = {
-    "realtime_unavailable": check_realtime_unavailable,
-    "base_url_mismatch": check_base_url_mismatch,
-    "workers_sizing": check_workers_sizing,
-    "database_manager_exposed": check_database_manager_exposed,
-}
