@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import psycopg2  # noqa: E402
 
 from engine.checks import CHECKS, run_checks  # noqa: E402
-from engine.checks.deployment import ODOO_DEFAULTS, host_resources  # noqa: E402
+from engine.checks.deployment_facts import ODOO_DEFAULTS, host_resources  # noqa: E402
 from tools.pgcluster import PgCluster  # noqa: E402
 
 SCHEMA = """

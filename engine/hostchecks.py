@@ -25,8 +25,9 @@ watchdog's own configuration.
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .checks import CHECKS, CheckContext, deployment, one_line, resolve_settings, severity_for
+from .checks import CHECKS, CheckContext, one_line, resolve_settings, severity_for
 from .checks.backup import BackupCheckError
+from .checks.deployment_facts import effective_options, host_resources, read_config_file
 from .health import OK
 from .patterns import PatternSet
 
@@ -87,12 +88,12 @@ def process_argv(pid):
 def deployment_facts(conf_path="", argv=(), public_url="", environment="prod", databases=()):
     """The facts of the deployment checks, from odoo.conf and the process's command line.
 
-    Raises :class:`engine.checks.deployment.ConfigReadError` when odoo.conf is
+    Raises :class:`engine.checks.deployment_facts.ConfigReadError` when odoo.conf is
     named but cannot be read (missing, not a regular file, too big, no parse).
     """
-    text = deployment.read_config_file(conf_path) if conf_path else None
-    options = deployment.effective_options(text, argv)
-    cpus, memory = deployment.host_resources()
+    text = read_config_file(conf_path) if conf_path else None
+    options = effective_options(text, argv)
+    cpus, memory = host_resources()
     names = [name for name in (*databases, options.get("db_name")) if name]
     return {"source": "odoo.conf" if conf_path else "command line", "options": options,
             "cpu_count": cpus, "memory_bytes": memory, "gevent": None,

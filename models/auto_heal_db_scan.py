@@ -50,7 +50,7 @@ from ..engine.checks import (
     status_of,
     to_findings,
 )
-from ..engine.checks.deployment import OPTION_KEYS, host_resources
+from ..engine.checks.deployment_facts import OPTION_KEYS, host_resources
 from ..engine.incidents import aggregate
 from ..engine.secrets import mask_secrets
 

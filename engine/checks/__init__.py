@@ -21,6 +21,8 @@ registrations, in the order below (the order the checks run in)::
     backup           backup_stale
     deployment       realtime_unavailable, base_url_mismatch, workers_sizing,
                      database_manager_exposed
+                     (fed by deployment_facts: odoo.conf, the command line, the host,
+                     the network probes)
 
 :mod:`.runner` runs them (``run_checks``: a savepoint, timeouts and statistics
 per check) and turns their problems into findings (``to_findings``). The

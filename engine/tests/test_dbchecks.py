@@ -895,7 +895,7 @@ def test_filestore_sampling_on_a_million_attachments(plain_db, tmp_path):
 
 
 def _probe_as(user, path):
-    """check_filestore_writable run by *user* in a forked child; its result as a dict."""
+    """check_filestore_not_writable run by *user* in a forked child; its result as a dict."""
 
     def probe():
         [result] = check_filestore_not_writable(None, {"filestore_path": path})
