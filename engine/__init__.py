@@ -24,6 +24,9 @@ Checking and deciding
   ``watchdog``     the watchdog's decisions (restart policy, escalation)
   ``budget``       run budgets: N within a window, growing delays
   ``policy``       which fix runs need approval
+  ``approval``     expiry, four eyes, distinct approvers
+  ``planhash``     the hash of a plan, compared at run time
+  ``fixrun``       the fix run's state machine: states, verbs, the runner's outcomes
   ``drift``        config baselines, masked diffs, last known good
 
 Changing things safely

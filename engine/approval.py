@@ -2,7 +2,7 @@
 
 Pure like :mod:`engine.policy`: the addon passes the environment, the
 Settings and who is who; nothing here reads a database or a clock. The
-lifecycle of a fix run around its approval (the addon's states)::
+lifecycle of a fix run around its approval (the whole state machine: engine/fixrun.py)::
 
                ┌─────────── re-plan (a new plan: approvals given to the old one are cleared)
                v │
@@ -48,25 +48,12 @@ from .errors import EngineError
 from .patterns import SEVERITIES
 from .policy import ENVIRONMENTS
 
-#: The states in which a run waits for a person's approval.
-WAITING_STATES = ("pending", "stale")
 #: Hours a run may wait for approval, by environment; 0 means never expires.
 DEFAULT_EXPIRY_HOURS = {"dev": 0, "staging": 72, "prod": 24}
 #: Whether the person who asked for a run may not approve it, by environment.
 DEFAULT_FOUR_EYES = {"dev": False, "staging": False, "prod": True}
 #: The longest wait Settings accept: a year.
 MAX_EXPIRY_HOURS = 24 * 366
-
-#: The approval part of the fix run's state machine (issue 11 moves the rest here).
-TRANSITIONS = {
-    "draft": {"pending", "approved", "rejected"},
-    "pending": {"pending", "approved", "expired", "rejected", "draft"},
-    "stale": {"pending", "approved", "expired", "rejected", "draft"},
-    "approved": {"running", "stale", "rejected"},
-    "running": {"stale", "pending", "approved", "done", "failed", "rolled_back"},
-    "expired": set(),
-}
-
 
 class ApprovalError(EngineError):
     """A setting, a severity or a transition the approval rules do not allow."""
@@ -199,17 +186,3 @@ def refusal(approver, requesters, approvers, four_eyes, environment):
         return (f"{environment}: four eyes: you planned or submitted this fix run, so another "
                 "Auto-Heal Manager must approve it")
     return ""
-
-
-def check_transition(old, new):
-    """Refuse a move the approval rules do not allow (only the states they know).
-
-    >>> check_transition("pending", "expired")
-    >>> check_transition("expired", "approved")
-    Traceback (most recent call last):
-    ...
-    engine.approval.ApprovalError: a fix run cannot go from expired to approved
-    """
-    allowed = TRANSITIONS.get(old)
-    if allowed is not None and new not in allowed:
-        raise ApprovalError(f"a fix run cannot go from {old} to {new}")

@@ -74,6 +74,62 @@ def default_audit_log(environ=None):
     return os.path.join(state, "auto_heal", FILE_NAME)
 
 
+def audit_entry(action, target, result, duration, actor, details=None):
+    """One audit entry: the same fields wherever it is kept (a file, a fix run in Odoo).
+
+    >>> entry = audit_entry("fix-cron", "/x", "applied", 0.1234567, "odoo:admin",
+    ...                     {"note": "password=hunter2", "when": datetime.date(2026, 1, 2)})
+    >>> entry["duration"], entry["details"]
+    (0.123457, {'note': 'password=***', 'when': '2026-01-02'})
+    """
+    entry = {
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        "actor": actor,
+        "action": action,
+        "target": mask_secrets(str(target)),
+        "result": result,
+        "duration": round(float(duration), 6),
+        "pid": os.getpid(),
+    }
+    if details:  # JSON values first, so that masking sees every string
+        entry["details"] = mask_values(json.loads(json.dumps(details, default=str)))
+    return entry
+
+
+def entry_line(entry):
+    """An entry as its one JSON line (without the newline)."""
+    return json.dumps(entry, sort_keys=False, default=str, ensure_ascii=False)
+
+
+class MemoryAudit:
+    """An audit log kept in memory, e.g. on a fix run in Odoo; :meth:`written` sees each line.
+
+    >>> audit = MemoryAudit()
+    >>> _ = audit.record("reactivate_cron.plan", "ir_cron#7", "planned", 0.0, actor="odoo:bob")
+    >>> json.loads(audit.text())["actor"]
+    'odoo:bob'
+    """
+
+    default_actor = "odoo"
+
+    def __init__(self):
+        self.lines = []
+
+    def record(self, action, target, result, duration, actor=None, **details):
+        entry = audit_entry(action, target, result, duration, actor or self.default_actor,
+                            details)
+        line = entry_line(entry)
+        self.lines.append(line)
+        self.written(line)
+        return entry
+
+    def written(self, line):
+        """Called with each new line; nothing by default."""
+
+    def text(self):
+        return "\n".join(self.lines)
+
+
 class AuditLog:
     """Append-only JSON-lines audit log."""
 
@@ -95,20 +151,8 @@ class AuditLog:
 
     def record(self, action, target, result, duration, actor=None, **details):
         """Append one entry and return it (as a dict)."""
-        entry = {
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
-            "actor": actor or self.actor,
-            "action": action,
-            "target": mask_secrets(str(target)),
-            "result": result,
-            "duration": round(float(duration), 6),
-            "pid": os.getpid(),
-        }
-        if details:
-            entry["details"] = mask_values(details)
-        line = (json.dumps(entry, sort_keys=False, default=str, ensure_ascii=False) + "\n").encode(
-            "utf-8"
-        )
+        entry = audit_entry(action, target, result, duration, actor or self.actor, details)
+        line = (entry_line(entry) + "\n").encode("utf-8")
         self.check_writable()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         try:

@@ -31,7 +31,7 @@ never by one compile per pattern. Two extra prefilter entries make unmatched
 errors visible: an ERROR or CRITICAL record header, and a bare ``Traceback``
 line.
 
-Classification follows DESIGN.md: classify by the innermost cause. A specific
+Classification follows readme/DEVELOP.md (Reading logs): the innermost cause. A specific
 pattern beats a ``generic`` one (``registry_load_failed`` wraps the real
 error); among specific ones, the first in the file wins. An ERROR or CRITICAL
 record that matches nothing, or raw text holding a traceback, is ``unknown``.

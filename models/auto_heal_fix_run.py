@@ -3,22 +3,15 @@
 The engine decides and acts (:mod:`engine.policy`, :mod:`engine.actions.runner`);
 this model keeps what a person needs to trust it: the plan read before
 approving, who approved or rejected it, the output, the backup, the audit lines
-of every step, the timings. States::
+of every step, the timings. Its states and the verbs that move it are the
+engine's state machine (:mod:`engine.fixrun`, whose docstring is the diagram):
+every state written here comes from :meth:`AutoHealFixRun._next_state`.
 
-                          policy: approval needed
-    scan / "Plan a fix" ──> draft ──(plan)──> pending ──approve──> approved
-                              │                  │                   │
-                              │ policy: auto     └──reject──> rejected│
-                              └──────────────────────────────────────>┤
-                                                                      │ odoo action: the
-                                                                      │ "run fixes" cron or
-                                                                      │ the Run button;
-                                                                      │ host action: the
-                                                                      │ watchdog claims it
-                                                                      v
-                                      done  <──verified── running ──> failed | rolled_back
-                                       │                               (refused, blocked,
-                                       └──Roll back──> rolled_back      over budget)
+The model is split by what a run goes through: this file (fields, the single
+open run, notifications, buttons), ``_plan`` (planning and the policy),
+``_approval`` (expiry, four eyes, plan hashes), ``_execute`` (running in Odoo,
+budgets, rollback), ``_watchdog`` (the host's claim and report), ``_params``
+and ``_review``.
 
   Approvals (models/auto_heal_fix_run_approval.py, engine/approval.py): a run
   waiting for approval (pending, or stale: its plan changed since it was
@@ -29,7 +22,7 @@ of every step, the timings. States::
   in a savepoint. Host actions wait for ``bin/auto-heal run-approved``, which
   calls :meth:`AutoHealFixRun.watchdog_claim` and :meth:`AutoHealFixRun.watchdog_report`
   over JSON-RPC as an Auto-Heal Manager. Odoo never restarts a service and never
-  touches files outside its data_dir and writable addons paths (DESIGN rule 7).
+  touches files outside its data_dir and writable addons paths (readme/DEVELOP.md, safety rule 7).
 * There is never a second open run (draft, pending, approved, running) for one
   incident and action: checked in code and by a partial unique index.
 * Budget: runs of one action on one target that applied something within the
@@ -42,50 +35,31 @@ of every step, the timings. States::
 import contextvars
 import functools
 import hashlib
-import hmac
 import json
 import logging
 import os
-import secrets
-import time
 from datetime import datetime, timedelta, timezone
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import SQL, config
+from odoo.tools import SQL
 
-from ..engine.actions import ActionError, Context, Plan, RunRecord, get_action
-from ..engine.actions.params import capture_map, host_params_text, validate
-from ..engine.actions.runner import execute, rollback_run
-from ..engine.budget import BudgetPolicy, decide
-from ..engine.planhash import request_hash
-from ..engine.policy import needs_approval
-from ..engine.secrets import mask_secrets, mask_values
+from ..engine import fixrun
+from ..engine.actions import ActionError, get_action
+from ..engine.actions.params import host_params_text, validate
+from ..engine.audit import MemoryAudit
+from ..engine.budget import BudgetPolicy
+from ..engine.fixrun import BUDGET_STATES, OPEN_STATES, TransitionError, next_state
 from .auto_heal_incident import masked_body
 
 _logger = logging.getLogger(__name__)
 
 MANAGER_GROUP = "auto_heal.group_auto_heal_manager"
-STATES = [
-    ("draft", "Draft"),
-    ("pending", "Waiting Approval"),
-    ("stale", "Plan Changed"),
-    ("approved", "Approved"),
-    ("running", "Running"),
-    ("done", "Done"),
-    ("failed", "Failed"),
-    ("rolled_back", "Rolled Back"),
-    ("rejected", "Rejected"),
-    ("cancelled", "Cancelled"),
-    ("expired", "Expired"),
-]
-OPEN_STATES = ("draft", "pending", "stale", "approved", "running")
-#: Runs that changed (or tried to change) their target: they count against its budget.
-BUDGET_STATES = ("done", "failed", "rolled_back")
+STATES = list(fixrun.STATES)
 #: Host actions Odoo may run itself when their file lies in a writable addons path.
 ODOO_CAPABLE_HOST_ACTIONS = ("remove_deprecated_cron_fields",)
-#: Text fields masked whenever they are written (DESIGN rule 8).
-_TEXT_FIELDS = ("name", "target", "params", "plan", "diff", "preconditions", "backup_location",
+#: Text fields masked whenever they are written (readme/SECURITY.md).
+_MASKED_FIELDS = ("name", "target", "params", "plan", "diff", "preconditions", "backup_location",
                 "backup_manifest", "output", "error", "audit", "reject_reason", "notes")
 
 
@@ -118,11 +92,6 @@ def planned_automatically():
     return _AUTOMATIC.get()
 
 
-def _clean(value):
-    if not value or not isinstance(value, str):
-        return value
-    return mask_secrets(value).replace("\x00", "")
-
 
 def _token_hash(token):
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -141,47 +110,28 @@ def _utc_naive(text):
     return moment.replace(microsecond=0)
 
 
-class RunAudit:
+class RunAudit(MemoryAudit):
     """The engine's audit log for a run inside Odoo: JSON lines kept on the run.
 
-    Has the ``record()`` of :class:`engine.audit.AuditLog`; each line is also
-    written to Odoo's log, so the server log keeps the audit trail too.
+    Each line is also written to Odoo's log, so the server log keeps the audit
+    trail too.
     """
 
-    def __init__(self):
-        self.lines = []
-
-    def record(self, action, target, result, duration, actor=None, **details):
-        entry = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            "actor": actor or "odoo",
-            "action": action,
-            "target": mask_secrets(str(target)),
-            "result": result,
-            "duration": round(float(duration), 6),
-            "pid": os.getpid(),
-        }
-        if details:
-            entry["details"] = mask_values(json.loads(json.dumps(details, default=str)))
-        line = json.dumps(entry, default=str, ensure_ascii=False)
-        self.lines.append(line)
+    def written(self, line):
         _logger.info("auto_heal audit: %s", line)
-        return entry
-
-    def text(self):
-        return "\n".join(self.lines)
 
 
 class AutoHealFixRun(models.Model):
     _name = "auto_heal.fix.run"
     _description = "Auto-Heal Fix Run"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "auto_heal.masked.mixin"]
+    _masked_fields = _MASKED_FIELDS
     _order = "id desc"
 
     name = fields.Char(compute="_compute_name", store=True, readonly=False, precompute=True,
                        required=True)
     incident_id = fields.Many2one(
-        "auto_heal.incident", string="Incident", required=True, ondelete="cascade", index=True)
+        "auto_heal.incident", required=True, ondelete="cascade", index=True)
     incident_fingerprint = fields.Char(related="incident_id.fingerprint", string="Fingerprint")
     pattern_id = fields.Many2one(related="incident_id.pattern_id", store=True)
     severity = fields.Selection(related="incident_id.severity")
@@ -424,14 +374,6 @@ class AutoHealFixRun(models.Model):
         return super().message_post(body=masked_body(body), subject=masked_body(subject),
                                     **kwargs)
 
-    @staticmethod
-    def _clean_vals(vals):
-        if any(vals.get(name) for name in _TEXT_FIELDS):
-            vals = dict(vals)
-            for name in _TEXT_FIELDS:
-                if vals.get(name):
-                    vals[name] = _clean(vals[name])
-        return vals
 
     def _check_single_open_run(self, keys):
         """The code half of "never a second open run"; the unique index is the other.
@@ -496,9 +438,9 @@ class AutoHealFixRun(models.Model):
     def _odoo_may_run_host_action(self, action):
         """A host action Odoo may run itself: its file is in a writable addons path.
 
-        Only ``remove_deprecated_cron_fields``: DESIGN.md lets Odoo run it when
-        Odoo is up and the addon path is writable; every other host action waits
-        for the watchdog.
+        Only ``remove_deprecated_cron_fields``: safety rule 7 (readme/DEVELOP.md)
+        lets Odoo run it when Odoo is up and the addon path is writable; every
+        other host action waits for the watchdog.
         """
         if action.name not in ODOO_CAPABLE_HOST_ACTIONS:
             return False
@@ -532,284 +474,24 @@ class AutoHealFixRun(models.Model):
         return sorted(run.started_date.replace(tzinfo=timezone.utc).timestamp()
                       for run in earlier)
 
-    def _engine_hooks(self):
-        return {
-            "registry_ready": self._hook_registry_ready,
-            "assets_deleted": self._hook_assets_deleted,
-            "regenerate_assets": self._hook_regenerate_assets,
-        }
-
-    def _hook_registry_ready(self):
-        """Measured: this registry finished loading and no thread is building one."""
-        from odoo.modules.registry import Registry
-
-        registry = self.env.registry
-        ready, loaded = bool(registry.ready), bool(registry.loaded)
-        lock = getattr(Registry, "_lock", None)
-        free = True
-        if lock is not None:
-            try:
-                free = lock.acquire(blocking=False)
-            except TypeError:  # Odoo's HttpCase swaps in a DummyRLock: no registry is built
-                free = True
-            else:
-                if free:
-                    lock.release()
-        ok = ready and loaded and free
-        detail = (f"registry {registry.db_name}: loaded={loaded}, ready={ready}, "
-                  f"{'no registry is being built' if free else 'a registry is being built'}")
-        return ok, detail
-
-    def _hook_assets_deleted(self, store_fnames):
-        # sudo: the bundles are system data; _file_delete only queues the files for
-        # the filestore's garbage collector, which keeps files still referenced.
-        attachments = self.env["ir.attachment"].sudo()
-        for fname in store_fnames:
-            attachments._file_delete(fname)
-        self.env.registry.clear_cache("assets")
-        return (f"{len(store_fnames)} filestore file(s) queued for garbage collection; "
-                "asset cache cleared")
-
-    def _hook_regenerate_assets(self, bundle_name):
-        # sudo: Odoo builds bundles as the superuser for any visitor
-        # (AssetsBundle.save_attachment creates them with SUPERUSER_ID).
-        qweb = self.env["ir.qweb"].sudo()
-        bundle = qweb._get_asset_bundle(bundle_name, css=True, js=True)
-        js = bundle.js()
-        css = bundle.css()
-        if bundle.css_errors:
-            return False, "CSS errors: " + " | ".join(bundle.css_errors)[:1000]
-        names = sorted(set(js.mapped("name")) | set(css.mapped("name")))
-        ok = bool(js) and bool(css)
-        return ok, (f"built {', '.join(names)}" if ok else
-                    f"{bundle_name} produced no {'JS' if not js else 'CSS'} attachment")
-
-    def _engine_context(self, audit):
-        data_dir = config.get("data_dir") or ""
-        return Context(
-            actor=f"odoo:{self.env.user.login}",
-            audit=audit,
-            cursor=self.env.cr,
-            hooks=self._engine_hooks(),
-            roots=self._addons_roots(),
-            backup_dir=os.path.join(data_dir, "auto_heal", "backups", self.env.cr.dbname),
-        )
-
-    # -- planning ----------------------------------------------------------------------
-
-    @api.model
-    def _params_from_incident(self, incident, action_name):
-        """The data parameters of *action_name* that the incident's captures fill.
-
-        Which capture fills which parameter is declared once, on the action
-        (engine/actions/params.py); a captured value that is not a valid value of
-        its parameter is left out. Host parameters never come from here.
-        """
-        try:
-            captures = json.loads(incident.captures or "{}")
-            action = get_action(action_name)
-        except (ValueError, ActionError):
-            return {}
-        if not isinstance(captures, dict):
-            return {}
-        by_name = {param.name: param for param in action.params}
-        params = {}
-        for capture, name in capture_map(action).items():
-            value = captures.get(capture)
-            if value in (None, ""):
-                continue
-            try:
-                params[name] = by_name[name].check(value)
-            except ActionError:
-                continue
-        return params
-
-    @api.model
-    @transition
-    def _plan_for_incidents(self, incidents):
-        """Plan a fix run for each open incident whose pattern has a fix action.
-
-        Never a second open run for one incident and action; no new run either
-        when, since the incident was (re)opened, a person rejected one or one was
-        escalated: a person decides first. Returns the new runs.
-        """
-        incidents = incidents.filtered(
-            lambda i: i.state in i.OPEN_STATES and i.pattern_id.fix_script)
-        if not incidents:
-            return self.browse()
-        earlier = self.search([("incident_id", "in", incidents.ids)])
-        created = self.browse()
-        planning = self.with_context(auto_heal_planning=True)
-        for incident in incidents:
-            action = incident.pattern_id.fix_script
-            runs = earlier.filtered(lambda r, i=incident, a=action:
-                                    r.incident_id == i and r.action == a)
-            if runs.filtered(lambda r: r.state in OPEN_STATES):
-                continue
-            if runs.filtered(lambda r, n=incident.reopen_count:
-                             (r.state == "rejected" or r.escalated) and r.incident_round == n):
-                continue
-            if self._incident_may_plan(incident, action) or \
-                    self._open_covering_run(incident, action):
-                continue  # another database's incident, or an open run covers it
-            automatic = _AUTOMATIC.set(True)  # a scan planned it: nobody requested it
-            try:
-                run = planning.create({
-                    "incident_id": incident.id, "action": action,
-                    "params": json.dumps(self._params_from_incident(incident, action),
-                                         sort_keys=True),
-                })
-            finally:
-                _AUTOMATIC.reset(automatic)
-            run._submit()
-            if run.state == "cancelled":  # never queue a plan that changes nothing
-                run.unlink()
-                continue
-            created |= run.with_env(self.env)
-        if created.filtered(lambda r: r.state == "approved" and r.runs_on == "odoo"):
-            self._trigger_run_cron()
-        return created
-
-    @api.model
-    def _trigger_run_cron(self):
-        cron = self.env.ref("auto_heal.ir_cron_run_fixes", raise_if_not_found=False)
-        if cron:
-            # sudo: ir.cron is readable by Settings admins only; the trigger only asks
-            # the "run fixes" job to run soon.
-            cron.sudo()._trigger()
-
-    @transition
-    def _make_plan(self):
-        """Plan the run now: a dry run of the engine for Odoo actions, a text for host ones.
-
-        Returns the planning error (text) or False.
-        """
-        self.ensure_one()
-        action = self._engine_action()
-        params = self._params_dict()
-        vals = {"runs_on": self._engine_runs_on(), "error": False, "plan_hash": False}
-        if action is None or vals["runs_on"] == "host":  # the watchdog plans it for real
-            vals.update(diff=False, preconditions=False, plan_data=False)
-        if action is None:
-            vals["plan_hash"] = request_hash(self.action, params, self.target_host)
-            vals.update(plan=self.env._(
-                "%(action)s runs on the host: this Odoo does not know the action; the "
-                "watchdog plans it for real when it runs it.\nParameters: %(params)s",
-                action=self.action or "-", params=json.dumps(params, sort_keys=True)),
-                target=False)
-            if not self.target_host:
-                vals["error"] = self.env._(
-                    "%(action)s runs on a host, and the incident names none: set the "
-                    "target host (the watchdog's [watchdog] host)", action=self.action or "-")
-            self.write(vals)
-            return vals["error"]
-        if vals["runs_on"] == "host":
-            paths = params.get("paths") or params.get("path")
-            paths = [paths] if isinstance(paths, str) else paths or []
-            vals.update(plan=self._host_plan_text(action, params),
-                        target=", ".join(str(p) for p in paths) or str(
-                            params.get("service") or "") or False,
-                        plan_hash=request_hash(action.name, params, self.target_host))
-            try:  # data only: the host adds its own parameters, and refuses Odoo's
-                validate(action, params, source="odoo")
-            except ActionError as exc:
-                vals["error"] = str(exc)
-            if not vals["error"] and not self.target_host:
-                vals["error"] = self.env._(
-                    "%(action)s runs on a host, and the incident names none: set the "
-                    "target host (the watchdog's [watchdog] host)", action=action.name)
-            self.write(vals)
-            return vals["error"]
-        audit = RunAudit()
-        self.env.flush_all()
-        try:
-            with self.env.cr.savepoint(flush=False):
-                record = execute(self.action, self._engine_context(audit), params,
-                                 incident=self.incident_id.fingerprint, dry_run=True)
-        except ActionError as exc:
-            record, error = None, str(exc)
-        finally:
-            self.env.invalidate_all()
-        if record is None:
-            vals["error"] = error
-        else:
-            vals.update(self._plan_vals(record))
-            if not record.plan:
-                vals["error"] = record.error
-        vals["audit"] = self._audit_join(audit)
-        self.write(vals)
-        return vals["error"]
-
-    @staticmethod
-    def _host_plan_text(action, params):
-        lines = [f"{action.name} (runs on the host watchdog, which plans it for real, with "
-                 "the diff, when it runs it)", action.description or ""]
-        if params:
-            lines.append("Parameters:")
-            lines += [f"  {key}: {value}" for key, value in sorted(params.items())]
-        lines.append(host_params_text(action))
-        return "\n".join(line for line in lines if line)
-
-    def _plan_vals(self, record, source="odoo"):
-        """The plan fields of an engine record; its hash is Odoo's plan hash, or the
-        host's plan hash for a watchdog's report (Odoo's is the request's)."""
-        if not record.plan:
-            return {"target": record.target or False}
-        hashed = {"host_plan_hash" if source == "watchdog" else "plan_hash":
-                  str(getattr(record, "plan_hash", "") or "")[:80] or False}
-        try:
-            plan = Plan.from_dict(record.plan)
-        except (TypeError, ValueError, AttributeError):  # a report from another version
-            return {"target": record.target or False, **hashed,
-                    "plan": json.dumps(record.plan, indent=1, sort_keys=True, default=str),
-                    "plan_data": json.dumps(record.plan, sort_keys=True, default=str)}
-        return {
-            **hashed,
-            "target": record.target or plan.target,
-            "target_label": plan.label(),
-            "plan": plan.text(),
-            "diff": plan.diff or False,
-            "preconditions": "\n".join(
-                f"[{'ok' if p.ok else 'FAILED'}] {p.description}"
-                + (f": {p.detail}" if p.detail else "") for p in plan.preconditions) or False,
-            "plan_data": json.dumps(record.plan, sort_keys=True, default=str),
-        }
-
-    def _audit_join(self, audit):
-        lines = [line for line in (self.audit or "").split("\n") if line]
-        return "\n".join(lines + audit.lines) or False
-
-    @transition
-    def _submit(self):
-        """Plan, then let the policy decide: pending, or approved without a person."""
-        settings = self._settings()
-        for run in self:
-            error = run._make_plan()
-            if error:
-                run._message_log(body=self.env._(
-                    "The fix could not be planned: %(error)s. Complete the parameters and "
-                    "submit it again.", error=error))
-                continue
-            if run._screen_plan():  # nothing to change, or another run does it: not queued
-                continue
-            pattern = run.pattern_id
-            approval, reason = needs_approval(
-                settings["environment"], run.severity or "high",
-                bool(pattern.auto_fix), settings["rules"], demoted=bool(pattern.fix_demoted))
-            vals = {"approval_reason": reason}
-            if approval:
-                vals["state"] = "pending"
-                vals.update(run._waiting_vals())
-            else:
-                vals.update(state="approved", auto_approved=True,
-                            approved_date=fields.Datetime.now(), approved_hash=run.plan_hash)
-            run.write(vals)
-            run._message_log(body=self.env._(
-                "Planned. %(decision)s: %(reason)s.",
-                decision=self.env._("Waiting for approval") if approval
-                else self.env._("Approved by the policy"), reason=reason))
-
     # -- buttons -----------------------------------------------------------------------
+
+    def _next_state(self, verb):
+        """The state *verb* moves these runs to (:func:`engine.fixrun.next_state`).
+
+        Every state the model writes comes from here: a move the state machine
+        does not hold is a UserError, never a write.
+        """
+        targets = set()
+        for run in self:
+            try:
+                targets.add(next_state(run.state, verb))
+            except TransitionError as exc:
+                raise UserError(self.env._("Fix run %(run)s: %(error)s.",
+                                           run=run.display_name, error=str(exc))) from None
+        if len(targets) != 1:
+            raise UserError(self.env._("These fix runs cannot %(verb)s together.", verb=verb))
+        return targets.pop()
 
     def _require_state(self, allowed):
         wrong = self.filtered(lambda run: run.state not in allowed)
@@ -856,7 +538,7 @@ class AutoHealFixRun(models.Model):
         reason = (reason or "").strip()
         if not reason:
             raise UserError(self.env._("Say why the fix run is rejected."))
-        self.write({"state": "rejected", "rejected_by": self.env.user.id,
+        self.write({"state": self._next_state("reject"), "rejected_by": self.env.user.id,
                     "rejected_date": fields.Datetime.now(), "reject_reason": reason})
         for run in self:
             run._message_log(body=self.env._("Rejected by %(user)s: %(reason)s",
@@ -888,343 +570,3 @@ class AutoHealFixRun(models.Model):
                     host=run.claimed_by or "-", run_id=run.engine_run_id or "?"))
             run._rollback_odoo()
         return True
-
-    # -- running Odoo actions ----------------------------------------------------------
-
-    @api.model
-    @transition
-    def _cron_run_approved(self, limit=20):
-        """The "run fixes" cron: approved Odoo runs, one savepoint each, lock-skipping."""
-        self._fail_stale_claims()
-        self._recheck_waiting()  # the queue stays today's: healthy targets drop out
-        runs = self.search([("state", "=", "approved"), ("runs_on", "=", "odoo")],
-                           order="id", limit=limit)
-        done = self.browse()
-        for run in runs:
-            if not run._try_lock():
-                continue
-            run._execute()
-            done |= run
-        return done
-
-    @api.model
-    @transition
-    def _fail_stale_claims(self):
-        """Host runs a watchdog claimed but never reported: failed, escalated.
-
-        A watchdog that died with a run in hand must not leave it "running"
-        for ever, nor let the same run be claimed again behind a person's back.
-        """
-        # sudo: a system parameter, read by the cron and by managers alike
-        minutes = self.env["ir.config_parameter"].sudo().get_param(
-            "auto_heal.watchdog_report_timeout_minutes", "60")
-        try:
-            minutes = max(1, int(minutes))
-        except ValueError:
-            minutes = 60
-        since = fields.Datetime.now() - timedelta(minutes=minutes)
-        stale = self.search([("state", "=", "running"), ("runs_on", "=", "host"),
-                             ("claimed_by", "!=", False), ("started_date", "<", since)])
-        for run in stale:
-            run._store_record(RunRecord(
-                run_id="", action=run.action, target=run.target or "", state="failed",
-                actor="odoo:cron", escalate=True,
-                error=f"the watchdog on {run.claimed_by} did not report back within "
-                      f"{minutes} min; check that host, then run or reject it again"))
-        return stale
-
-    def _try_lock(self):
-        """Lock this run's row like ir.cron locks a job; False if another worker has it."""
-        self.ensure_one()
-        self.env.flush_all()
-        self.env.cr.execute(SQL(
-            "SELECT id FROM auto_heal_fix_run WHERE id = %s AND state = 'approved' "
-            "FOR NO KEY UPDATE SKIP LOCKED", self.id))
-        locked = bool(self.env.cr.fetchone())
-        self.invalidate_recordset()
-        return locked
-
-    @transition
-    def _execute(self):
-        """Run an approved Odoo-level run through the engine's runner, in a savepoint."""
-        self.ensure_one()
-        settings = self._settings()
-        history = self._budget_history(settings)
-        self.write({"state": "running", "started_date": fields.Datetime.now(),
-                    "error": False})
-        audit = RunAudit()
-        params = self._params_dict()
-        started = time.monotonic()
-        self.env.flush_all()
-        try:
-            validate(get_action(self.action), params, source="odoo")  # data, never power
-            with self.env.cr.savepoint(flush=False):
-                record = execute(
-                    self.action, self._engine_context(audit), params,
-                    incident=self.incident_id.fingerprint or "",
-                    budget=self._budget_policy(settings), history=history, now=time.time(),
-                    approved_hash=self._hash_to_enforce())
-        except Exception as exc:  # noqa: BLE001 - a bad action or parameter is an outcome
-            _logger.warning("auto_heal: fix run %s could not run: %s", self.id, exc)
-            record = RunRecord(run_id="", action=self.action or "", target=self.target or "",
-                               actor=f"odoo:{self.env.user.login}", params=params,
-                               state="blocked", error=f"{type(exc).__name__}: {exc}")
-        finally:
-            self.env.invalidate_all()
-        if not record.durations:
-            record.durations = {"total": round(time.monotonic() - started, 6)}
-        self._store_record(record, audit)
-        return record
-
-    @transition
-    def _store_record(self, record, audit=None, source="odoo"):
-        """Write an engine RunRecord onto the run: state, plan, output, timings, effects."""
-        self.ensure_one()
-        if record.state == "stale":  # the plan changed since it was approved: ask again
-            return self._become_stale(record, audit, source)
-        if source == "watchdog" and self.plan_only_claim and record.state == "planned":
-            return self._receive_host_plan(record, audit)
-        state, escalated = record.state, bool(record.escalate)
-        output, error = record.output or "", record.error or ""
-        if state == "noop":
-            state = "done"
-        elif state in ("blocked", "planned"):
-            state = "failed"
-            error = error or self.env._("the run only planned")
-        elif state == "refused":
-            if not escalated:  # too soon: wait for the growing delay, then try again
-                self.write({"state": "approved", "started_date": False, "error": error,
-                            "audit": self._audit_join(audit) if audit else self.audit})
-                self._message_log(body=self.env._("Not run yet: %(reason)s", reason=error))
-                return
-            state = "failed"
-        if state not in ("done", "failed", "rolled_back"):
-            state, error = "failed", error or f"unexpected engine state {record.state!r}"
-        now = fields.Datetime.now()
-        vals = dict(
-            self._plan_vals(record) if record.plan else {"target": record.target or self.target},
-            state=state, escalated=escalated or self.escalated, output=output or False,
-            error=error or False, engine_run_id=record.run_id or self.engine_run_id,
-            applied="apply" in (record.durations or {}),
-            ended_date=_utc_naive(record.ended) or now,
-            duration=round(sum((record.durations or {}).values()), 3),
-        )
-        if source == "watchdog":
-            vals["started_date"] = _utc_naive(record.started) or self.started_date or now
-        if record.backup:
-            vals["backup_manifest"] = json.dumps(record.backup, sort_keys=True, default=str)
-            vals["backup_location"] = self._backup_location(record.backup, source)
-        if audit is not None:
-            vals["audit"] = self._audit_join(audit)
-        self.write(vals)
-        self._after_finish(record)
-
-    def _backup_location(self, backup, source):
-        files = [item.get("backup_path") for item in backup.get("files") or []
-                 if isinstance(item, dict) and item.get("backup_path")]
-        if files:
-            where = self.env._("on the host %(host)s: ", host=self.claimed_by) \
-                if source == "watchdog" else ""
-            return where + ", ".join(files)
-        for key in ("backup_path", "sidecar", "path", "backup", "location", "folder"):
-            if isinstance(backup.get(key), str):
-                return backup[key]
-        if "table" in backup:
-            return self.env._("database %(db)s, table %(table)s: the rows are in this run's "
-                              "backup manifest", db=self.env.cr.dbname, table=backup["table"])
-        return self.env._("the %(where)s's backup manifest",
-                          where="watchdog" if source == "watchdog" else "run")
-
-    def _after_finish(self, record):
-        """Resolve the incident of a done run, note escalations, check demotion."""
-        incident = self.incident_id
-        states = dict(STATES)
-        if self.state == "done":
-            if incident.state in incident.OPEN_STATES:
-                opened = incident.opened_date or incident.create_date
-                self.write({
-                    "resolved_incident": True,
-                    "recovery_seconds": max(0.0, (self.ended_date - opened).total_seconds())
-                    if opened and self.ended_date else 0.0,
-                })
-                incident.with_context(mail_notrack=True).write({"state": "resolved"})
-                incident._message_log(body=self.env._(
-                    "Resolved by fix run %(run)s (%(action)s on %(target)s), verified.",
-                    run=self.display_name, action=self.action, target=self.target or "-"))
-            self._resolve_covered_incidents()
-        else:
-            self._message_log(body=self.env._("%(state)s: %(error)s",
-                                              state=states[self.state], error=self.error or ""))
-        if self.escalated:
-            incident._message_log(body=self.env._(
-                "Escalated: fix run %(run)s was %(state)s: %(error)s. A person must look "
-                "at it.", run=self.display_name, state=states[self.state],
-                error=self.error or "-"))
-        if self.auto_approved and self.pattern_id:
-            self.pattern_id._check_demotion()
-
-    def _run_record(self):
-        """The engine's RunRecord of a done run, for a rollback."""
-        self.ensure_one()
-        try:
-            plan = json.loads(self.plan_data or "{}")
-            backup = json.loads(self.backup_manifest or "{}")
-        except ValueError:
-            plan, backup = {}, {}
-        if not plan:
-            raise UserError(self.env._("Fix run %(run)s has no stored plan to roll back from.",
-                                       run=self.display_name))
-        return RunRecord(run_id=self.engine_run_id or str(self.id), action=self.action,
-                         target=self.target or "", actor=f"odoo:{self.env.user.login}",
-                         incident=self.incident_id.fingerprint or "",
-                         params=self._params_dict(), state="done", plan=plan, backup=backup)
-
-    @transition
-    def _rollback_odoo(self):
-        self.ensure_one()
-        record = self._run_record()
-        audit = RunAudit()
-        self.env.flush_all()
-        try:
-            with self.env.cr.savepoint(flush=False):
-                rollback_run(record, self._engine_context(audit))
-        except ActionError as exc:
-            self.write({"audit": self._audit_join(audit)})
-            raise UserError(str(exc)) from None
-        finally:
-            self.env.invalidate_all()
-        self.write({
-            "state": "rolled_back",
-            "output": "\n".join(filter(None, [self.output, record.output.split("\n")[-1]
-                                              if record.output else ""])) or False,
-            "audit": self._audit_join(audit),
-        })
-        self._message_log(body=self.env._("Rolled back by %(user)s.", user=self.env.user.name))
-        incident = self.incident_id
-        if self.resolved_incident and incident.state == "resolved":
-            incident.write({"state": "acknowledged"})
-            incident._message_log(body=self.env._(
-                "Fix run %(run)s was rolled back: the incident is open again.",
-                run=self.display_name))
-
-    # -- the watchdog's API (JSON-RPC, as an Auto-Heal Manager) ------------------------
-
-    @staticmethod
-    def _watchdog_host(host):
-        return " ".join(str(host or "").split())[:128]
-
-    @api.model
-    @transition
-    def watchdog_claim(self, host):
-        """Hand the approved host runs bound to *host* to its watchdog; they become running.
-
-        Returns ``[{"id", "action", "params", "incident", "claim_token",
-        "target_host", "plan_hash", "host_plan_hash", "plan_only"}]`` (incident:
-        its fingerprint; plan_hash: the approved request's hash; host_plan_hash:
-        the host plan a person approved, if any; plan_only: plan on the host and
-        report the plan for approval, change nothing; see
-        models/auto_heal_fix_run_approval.py). Only the runs whose target host is *host*
-        are handed out: a watchdog never gets another host's run. Each claim
-        carries a fresh token; :meth:`watchdog_report` takes a report only with
-        it, from the same user and host. Rows are taken with ``FOR NO KEY
-        UPDATE SKIP LOCKED``, like ir_cron.py, so two watchdogs never get the
-        same run. A run over its budget fails here, escalated; one that must
-        wait stays approved.
-        """
-        self._check_manager()
-        host = self._watchdog_host(host)
-        if not host:
-            raise UserError(self.env._(
-                "The watchdog must say which host it is: it claims that host's runs only."))
-        self.env.flush_all()
-        self.env.cr.execute(SQL(
-            "SELECT id FROM auto_heal_fix_run WHERE state = 'approved' AND runs_on = 'host' "
-            "AND lower(target_host) = lower(%s) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED",
-            host))
-        runs = self.browse([row[0] for row in self.env.cr.fetchall()])
-        settings = self._settings()
-        claimed = []
-        for run in runs:
-            if run._request_changed():  # not what was approved: approve it again first
-                run._request_stale()
-                continue
-            plan_only = run._claims_plan_only()
-            decision = decide(run._budget_policy(settings), run._budget_history(settings),
-                              time.time())
-            if not decision.allowed and not plan_only:
-                if decision.escalate:
-                    run.write({"state": "running", "started_date": fields.Datetime.now()})
-                    run._store_record(RunRecord(
-                        run_id="", action=run.action, target=run.target or "",
-                        actor=f"odoo:{self.env.user.login}", state="refused",
-                        escalate=True, error=decision.reason))
-                continue
-            token = secrets.token_urlsafe(32)
-            run.write({"state": "running", "claimed_by": host, "claimed_uid": self.env.uid,
-                       "started_date": fields.Datetime.now(), "error": False})
-            # sudo: the token's hash is kept out of the Managers' reach (group_system)
-            run.sudo().claim_token_hash = _token_hash(token)
-            run._message_log(body=self.env._("Claimed by the watchdog on %(host)s.",
-                                             host=host))
-            claimed.append({"id": run.id, "action": run.action, "params": run._params_dict(),
-                            "incident": run.incident_id.fingerprint, "claim_token": token,
-                            **run._claim_approval(plan_only)})
-        return claimed
-
-    def _check_claim(self, host, claim_token):
-        """The report comes from the watchdog that claimed this run, or UserError."""
-        self.ensure_one()
-        # sudo: compare with the hash only Settings admins may read
-        expected = self.sudo().claim_token_hash or ""
-        given = _token_hash(claim_token) if isinstance(claim_token, str) and claim_token \
-            else ""
-        same_token = bool(expected) and hmac.compare_digest(expected, given)
-        same_user = self.claimed_uid.id == self.env.uid
-        same_host = bool(self.claimed_by) and \
-            self._watchdog_host(host).lower() == self.claimed_by.lower()
-        if not (same_token and same_user and same_host):
-            _logger.warning(
-                "auto_heal: report for fix run %s refused: claimed by %s (user %s), reported "
-                "by %s (user %s)%s", self.id, self.claimed_by, self.claimed_uid.login,
-                self._watchdog_host(host) or "-", self.env.user.login,
-                "" if same_token else ", without its claim token")
-            raise UserError(self.env._(
-                "Fix run %(run)s was claimed by the watchdog on %(host)s: only that watchdog "
-                "(the same user, host and claim token) may report it.",
-                run=self.display_name, host=self.claimed_by or "-"))
-
-    @api.model
-    @transition
-    def watchdog_report(self, run_id, record, claim_token=None, host=None):
-        """Store the outcome of a host run: *record* is ``RunRecord.to_dict()``.
-
-        *claim_token* and *host* are what :meth:`watchdog_claim` gave and was
-        given: a report from any other key, host or claim is refused.
-        """
-        self._check_manager()
-        try:
-            run = self.browse(int(run_id)).exists()
-        except (TypeError, ValueError):
-            run = self.browse()
-        if not run:
-            raise UserError(self.env._("No fix run %(id)s.", id=run_id))
-        if run.state != "running" or run.runs_on != "host":
-            raise UserError(self.env._(
-                "Fix run %(run)s is not a running host run; the report is refused.",
-                run=run.display_name))
-        run._check_claim(host, claim_token)
-        if not isinstance(record, dict) or not record.get("state"):
-            raise UserError(self.env._("The report must be a run record with a state."))
-        run._check_plan_only_report(record)
-        engine_record = RunRecord.from_dict(record)
-        if not isinstance(engine_record.durations, dict):
-            engine_record.durations = {}
-        audit = RunAudit()
-        audit.record(f"{run.action}.report", engine_record.target or run.target or "",
-                     engine_record.state, 0.0, actor=f"odoo:{self.env.user.login}",
-                     host=run.claimed_by, run_id=engine_record.run_id,
-                     incident=run.incident_id.fingerprint)
-        run._store_record(engine_record, audit, source="watchdog")
-        # sudo: the claim is used up; the hash is a Settings-admin-only field
-        run.sudo().claim_token_hash = False
-        return {"id": run.id, "state": run.state, "escalated": run.escalated}

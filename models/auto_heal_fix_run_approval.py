@@ -38,15 +38,14 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
 from ..engine.approval import (
-    WAITING_STATES,
     ApprovalError,
     approvals_required,
-    check_transition,
     deadline,
     expiry_hours,
     refusal,
     time_left,
 )
+from ..engine.fixrun import WAITING_STATES
 from ..engine.planhash import content_diff, request_hash, short
 from ..engine.policy import needs_approval
 from .auto_heal_fix_run import RunAudit, in_transition, planned_automatically, transition
@@ -350,8 +349,8 @@ class AutoHealFixRun(models.Model):
                 "approve", "approved" if done else "approval", plan_hash=run.plan_hash or "",
                 host_plan_hash=run.host_plan_hash or "", approvals=f"{count}/{required}")}
             if done:
-                check_transition(run.state, "approved")
-                vals.update(state="approved", approved_by=user.id, approved_date=now,
+                vals.update(state=run._next_state("approve"), approved_by=user.id,
+                            approved_date=now,
                             auto_approved=False, approved_hash=run.plan_hash or False,
                             approved_host_hash=run.host_plan_hash or False)
             run.write(vals)
@@ -395,7 +394,6 @@ class AutoHealFixRun(models.Model):
 
     def _expire(self, now):
         self.ensure_one()
-        check_transition(self.state, "expired")
         since = self.waiting_since or self.planned_date or now
         hours = round((now - since).total_seconds() / 3600.0, 1)
         valid = self._valid_approvals()
@@ -406,7 +404,8 @@ class AutoHealFixRun(models.Model):
                      deadline=fields.Datetime.to_string(self.expires_at), waited_hours=hours,
                      plan_hash=self.plan_hash or "",
                      approvals=f"{len(valid)}/{self.approvals_required}")
-        self.write({"state": "expired", "expired_date": now, "audit": self._audit_join(audit)})
+        self.write({"state": self._next_state("expire"), "expired_date": now,
+                    "audit": self._audit_join(audit)})
         self._message_log(body=self.env._(
             "Expired: no approval by %(deadline)s UTC (after %(hours)s h waiting, %(count)s of "
             "%(required)s approvals). It can no longer be approved; the next occurrence of "
@@ -445,9 +444,8 @@ class AutoHealFixRun(models.Model):
         vals.setdefault("diff", False)
         after = plan_with_diff(vals.get("plan") or self.plan, vals.get("diff"))
         reason = record.error or self.env._("the plan changed since it was approved")
-        check_transition(self.state, "stale")
         vals.update(
-            state="stale", previous_plan=before,
+            state=self._next_state("go_stale"), previous_plan=before,
             plan_change=plan_change(before, after, before_data, record.plan),
             plan_change_reason=reason[:500], plan_changed_date=now, started_date=False,
             error=False, plan_only_claim=False,
@@ -483,8 +481,8 @@ class AutoHealFixRun(models.Model):
             "the request (action, parameters, target host) is not the one approved "
             "(approved %(approved)s, now %(now)s)", approved=short(self.approved_hash),
             now=short(self.plan_hash))
-        check_transition(self.state, "stale")
-        self.write(dict(self._waiting_vals(), state="stale", previous_plan=before,
+        self.write(dict(self._waiting_vals(), state=self._next_state("go_stale"),
+                        previous_plan=before,
                         plan_change=plan_change(before, after), plan_change_reason=reason,
                         plan_changed_date=fields.Datetime.now(),
                         audit=self._audit_event("stale", "stale", reason=reason,
@@ -528,8 +526,8 @@ class AutoHealFixRun(models.Model):
         after = plan_with_diff(vals.get("plan") or self.plan, vals.get("diff"))
         reason = self.env._("planned on the host %(host)s: approve the host's own plan",
                             host=self.claimed_by or "-")
-        check_transition(self.state, "pending")
-        vals.update(state="pending", previous_plan=before, plan_change=plan_change(before, after),
+        vals.update(state=self._next_state("receive_host_plan"), previous_plan=before,
+                    plan_change=plan_change(before, after),
                     plan_change_reason=reason, plan_changed_date=fields.Datetime.now(),
                     started_date=False, error=False, plan_only_claim=False,
                     engine_run_id=record.run_id or self.engine_run_id,
@@ -563,8 +561,8 @@ class AutoHealFixRun(models.Model):
             if error:
                 reason = self.env._("re-planned by %(user)s: it cannot be planned (%(error)s)",
                                     user=who, error=error)
-                check_transition(run.state, "draft")
-                run.write({"state": "draft", "previous_plan": before, "plan_change_reason": reason,
+                run.write({"state": run._next_state("replan_failed"), "previous_plan": before,
+                           "plan_change_reason": reason,
                            "plan_change": plan_change(before, after), "host_plan_hash": False,
                            "plan_changed_date": fields.Datetime.now(),
                            "audit": run._audit_event("replan", "failed", error=error)})
@@ -575,9 +573,8 @@ class AutoHealFixRun(models.Model):
                 continue
             reason = self.env._("re-planned by %(user)s: %(what)s", user=who, what=self.env._(
                 "the plan changed") if changed else self.env._("the plan is the same"))
-            check_transition(run.state, "pending")
             run.write(dict(
-                run._waiting_vals(), state="pending", previous_plan=before,
+                run._waiting_vals(), state=run._next_state("replan"), previous_plan=before,
                 plan_change=plan_change(before, after, before_data, after_data) if changed
                 else self.env._(
                     "No change: the plan hashes the same (%(hash)s).", hash=short(run.plan_hash)),

@@ -196,7 +196,7 @@ class AutoHealFixRunReview(models.Model):
         audit.record(f"{self.action}.cancel", self.target or "", "cancelled", 0.0,
                      actor=f"odoo:{self.env.user.login}", reason=reason,
                      incident=self.incident_id.fingerprint)
-        self.write({"state": "cancelled", "cancel_reason": reason[:500],
+        self.write({"state": self._next_state("cancel"), "cancel_reason": reason[:500],
                     "ended_date": fields.Datetime.now(), "audit": self._audit_join(audit)})
         self._message_log(body=self.env._("Cancelled: %(reason)s.", reason=reason))
         if self.env.context.get("auto_heal_planning"):

@@ -284,8 +284,9 @@ class AutoHealHandover(models.Model):
                 lambda r, h=host: (r.target_host or "").lower() == h.lower())[:1]
             vals = {"claimed_by": host, "runs_on": "host",
                     "started_date": _when(record.started) or fields.Datetime.now()}
+            handed_over = not run
             if run:  # planned by a scan meanwhile: the watchdog has done it
-                run.write(dict(vals, state="running"))
+                run.write(dict(vals, state=run._next_state("take_over")))
             else:
                 # created closed, then given its final state: never a second open run
                 run = Run.create(dict(vals, incident_id=incident.id, action=record.action,
@@ -295,7 +296,7 @@ class AutoHealHandover(models.Model):
             audit.record(f"{record.action}.handover", record.target or run.target or "",
                          record.state, 0.0, actor=f"odoo:{self.env.user.login}", host=host,
                          run_id=record.run_id, incident=incident.fingerprint)
-            run._store_record(record, audit, source="watchdog")
+            run._store_record(record, audit, source="watchdog", handed_over=handed_over)
             rows[entry["id"]].write({"fix_run_id": run.id, "incident_id": incident.id})
             runs |= run
         return runs, refused

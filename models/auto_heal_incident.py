@@ -33,7 +33,7 @@ _logger = logging.getLogger(__name__)
 #: Integer columns are 32-bit in PostgreSQL.
 _MAX_INT = 2**31 - 1
 #: Fields holding log text: masked again whenever they are written.
-_TEXT_FIELDS = ("sample", "message", "signature", "exception", "captures")
+_MASKED_FIELDS = ("sample", "message", "signature", "exception", "captures")
 #: Where an incident's findings come from.
 SOURCE_SELECTION = [
     ("log", "Log File"),
@@ -145,12 +145,6 @@ def _seconds(moment):
     return moment.replace(microsecond=0) if moment else moment
 
 
-def _clean_text(value):
-    """Mask secrets and drop NUL characters, which PostgreSQL text refuses."""
-    if not value or not isinstance(value, str):
-        return value
-    return mask_secrets(value).replace("\x00", "")
-
 
 def masked_body(body):
     """A chatter body with its secrets masked (an error, a reason, a host's answer)."""
@@ -164,7 +158,8 @@ def masked_body(body):
 class AutoHealIncident(models.Model):
     _name = "auto_heal.incident"
     _description = "Auto-Heal Incident"
-    _inherit = ["mail.thread"]
+    _inherit = ["mail.thread", "auto_heal.masked.mixin"]
+    _masked_fields = _MASKED_FIELDS
     _order = "severity_rank desc, last_seen desc, id desc"
 
     OPEN_STATES = ("new", "acknowledged", "regressed")
@@ -174,14 +169,14 @@ class AutoHealIncident(models.Model):
         compute="_compute_severity_rank", store=True, index=True,
         help="4 critical, 3 high, 2 medium, 1 low: incidents sort by it, then by last seen.")
     exception_message = fields.Char(
-        string="Exception Message", readonly=True,
+        readonly=True,
         help="Message of the innermost exception of the first occurrence's traceback.")
     fingerprint = fields.Char(required=True, readonly=True, index=True, copy=False)
     pattern_id = fields.Many2one(
-        "auto_heal.pattern", string="Pattern", ondelete="set null", index=True,
+        "auto_heal.pattern", ondelete="set null", index=True,
         help="Empty for errors that matched no pattern (type 'unknown').")
     pattern_type = fields.Char(
-        string="Pattern Type", required=True, index=True, default=UNKNOWN,
+        required=True, index=True, default=UNKNOWN,
         help="Type code of the pattern, or 'unknown' for errors that matched none.")
     severity = fields.Selection(SEVERITY_SELECTION, required=True, default="medium",
                                 tracking=True)
@@ -206,7 +201,7 @@ class AutoHealIncident(models.Model):
     captures = fields.Text(readonly=True, help="Values captured by the pattern (JSON).")
     signature = fields.Text(readonly=True, help="What the fingerprint was computed from.")
     log_source_id = fields.Many2one(
-        "auto_heal.log.source", string="Log Source", ondelete="set null", readonly=True)
+        "auto_heal.log.source", ondelete="set null", readonly=True)
     source = fields.Selection(
         SOURCE_SELECTION, default="other", required=True, readonly=True, index=True,
         help="What found the incident: a log scan, a database check (the \"scan database\" "
@@ -291,7 +286,8 @@ class AutoHealIncident(models.Model):
     @api.model
     def _recompute_names(self):
         """On install and upgrade: names and sort ranks of the incidents kept from before."""
-        incidents = self.with_context(active_test=False).search([])
+        # every incident, once per install or upgrade: that is the point of it
+        incidents = self.with_context(active_test=False).search([])  # pylint: disable=no-search-all
         self.env.add_to_compute(self._fields["name"], incidents)
         self.env.add_to_compute(self._fields["severity_rank"], incidents)
         self.env.add_to_compute(self._fields["fix_waiting"], incidents)
@@ -380,14 +376,6 @@ class AutoHealIncident(models.Model):
         return super().message_post(body=masked_body(body), subject=masked_body(subject),
                                     **kwargs)
 
-    @staticmethod
-    def _clean_vals(vals):
-        if any(vals.get(name) for name in _TEXT_FIELDS):
-            vals = dict(vals)
-            for name in _TEXT_FIELDS:
-                if vals.get(name):
-                    vals[name] = _clean_text(vals[name])
-        return vals
 
     # -- buttons -------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ ATTENTION_LIMIT = 30
 USER_GROUP = "auto_heal.group_auto_heal_user"
 MANAGER_GROUP = "auto_heal.group_auto_heal_manager"
 #: Runs a person must act on: approve or reject, plan again, or press Run Now.
-WAITING_STATES = ("draft", "pending", "stale", "approved")
+QUEUED_STATES = ("draft", "pending", "stale", "approved")
 
 
 class AutoHealOverview(models.AbstractModel):
@@ -100,7 +100,7 @@ class AutoHealOverview(models.AbstractModel):
         severities = dict(Incident._fields["severity"]._description_selection(self.env))
         run_states = dict(Run._fields["state"]._description_selection(self.env))
         rows = []
-        runs = Run.search([("state", "in", WAITING_STATES)], order="id desc",
+        runs = Run.search([("state", "in", QUEUED_STATES)], order="id desc",
                           limit=ATTENTION_LIMIT)
         for run in runs.sorted(lambda r: (-r.incident_id.severity_rank, -r.id)):
             if run.state == "approved" and run.runs_on != "odoo":
@@ -177,7 +177,8 @@ class AutoHealOverview(models.AbstractModel):
 
     @api.model
     def _scans(self, manager):
-        sources = self.env["auto_heal.log.source"].search([])
+        # a handful of log sources per database, each shown on the dashboard
+        sources = self.env["auto_heal.log.source"].search([])  # pylint: disable=no-search-all
         states = dict(sources._fields["last_scan_state"]._description_selection(self.env))
         scan = self.env["auto_heal.db.scan"].search([], limit=1)
         # sudo: the outbox is for managers only; this only counts it for them
@@ -244,5 +245,6 @@ class AutoHealOverview(models.AbstractModel):
     @api.model
     def action_scan_logs(self):
         self.env["auto_heal.fix.run"]._check_manager()
-        self.env["auto_heal.log.source"].search([])._scan_sources()
+        # the button scans every log source, as the cron does
+        self.env["auto_heal.log.source"].search([])._scan_sources()  # pylint: disable=no-search-all
         return True

@@ -44,7 +44,9 @@ from .params import DATA, Param
 TRANSIENT_STATES = {"to install": "uninstalled", "to upgrade": "installed",
                     "to remove": "installed"}
 #: Table locks that mean "this session writes (or is about to write) the table".
-_READ_ONLY_LOCKS = ("AccessShareLock",)
+#: Table locks that change no row: a read; VACUUM, ANALYZE (autovacuum's too) and
+#: CREATE INDEX. Only the other modes are a writer's.
+_READ_ONLY_LOCKS = ("AccessShareLock", "ShareUpdateExclusiveLock", "ShareLock")
 #: Rows changed more recently than this may belong to an upgrade between two commits.
 DEFAULT_MIN_AGE = 120
 #: Incident states that count as "resolved" for the cause of a deactivated cron.
@@ -134,8 +136,9 @@ def other_sessions_on_modules(cursor):
     current or last statement of its open transaction names the table: a
     registry being loaded reads it first thing.
 
-    pg_stat_activity is a snapshot taken once per transaction; it is cleared
-    first, or a long transaction (Odoo's cron, a test) would see the past.
+    Only client sessions count: an autovacuum worker on the table changes no
+    module row. pg_stat_activity is a snapshot taken once per transaction; it is
+    cleared first, or a long transaction (Odoo's cron, a test) would see the past.
     """
     cursor.execute("SELECT pg_stat_clear_snapshot()")
     cursor.execute("""
@@ -147,6 +150,7 @@ def other_sessions_on_modules(cursor):
            AND l.relation = to_regclass('ir_module_module')
            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND l.pid <> pg_backend_pid()
+           AND coalesce(a.backend_type, 'client backend') = 'client backend'
            AND NOT (l.mode = ANY(%s))
          ORDER BY l.pid
     """, (list(_READ_ONLY_LOCKS),))
@@ -158,6 +162,7 @@ def other_sessions_on_modules(cursor):
           FROM pg_stat_activity
          WHERE datname = current_database()
            AND pid <> pg_backend_pid()
+           AND backend_type = 'client backend'
            AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
            AND query ILIKE %s
          ORDER BY pid

@@ -6,7 +6,8 @@ the :class:`RunRecord` says what was done, and the audit log has one line per
 step (plan, apply, verify, rollback) with time, actor, action, target,
 incident fingerprint, result and duration.
 
-States of a run record (the addon's fix run mirrors them)::
+States of an attempt (:func:`engine.fixrun.attempt_verb` says how each moves a
+fix run; the fix run's own states are :mod:`engine.fixrun`)::
 
     planned      dry run: the plan only
     blocked      a precondition does not hold; nothing was touched
@@ -56,6 +57,11 @@ class Context:
     hooks: dict = field(default_factory=dict)
     #: Seconds a verification may wait for the target to come back.
     timeout: float = 60.0
+
+
+#: What one attempt can end in (see the module docstring).
+ATTEMPT_STATES = ("planned", "blocked", "noop", "refused", "stale", "done", "rolled_back",
+                  "failed")
 
 
 @dataclass

@@ -156,6 +156,19 @@ def test_reset_only_named_modules(stuck, tmp_path):
     assert modules(stuck)["stock"] == "to install"
 
 
+def test_a_maintenance_lock_on_modules_is_no_writer(database, stuck, tmp_path):
+    # what VACUUM and ANALYZE (autovacuum's too) hold; the statement does not name the
+    # table, so only the lock can be seen
+    other = database()
+    with other.cursor() as cr:
+        cr.execute("DO $$ BEGIN EXECUTE 'LOCK TABLE ir_module' || '_module "
+                   "IN SHARE UPDATE EXCLUSIVE MODE'; END $$")
+    record = execute("reset_stuck_module_states", make_context(stuck, tmp_path))
+    other.rollback()
+    assert record.state == "done", record.error
+    assert modules(stuck)["sale"] == "installed"
+
+
 def test_reset_blocked_while_another_session_writes_modules(database, stuck, tmp_path):
     other = database()  # another Odoo process in the middle of an upgrade
     with other.cursor() as cr:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -264,7 +263,6 @@ def test_http_errors_and_timeouts_are_one_line_reasons(server):
     assert (result.ok, result.status) == (False, 500)
     assert result.reason == "http://127.0.0.1:%d: HTTP 500: boom: db password=***" % server.port
     slow = Channel("n8n", "webhook", server.url("/slow/s3cr3t"))
-    started = time.monotonic()
     result = deliver(slow, {"event": "x"}, timeout=0.5)
     assert (result.ok, result.reason) == (
         False, "http://127.0.0.1:%d: no answer within 0.5s" % server.port)
