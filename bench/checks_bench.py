@@ -10,7 +10,7 @@ the checks read in Odoo 18's shape, the largest ones with --rows rows
 waiting; ``account_move_line`` with an int4 id at 85 % of its range), puts the
 states the checks look for in place (an invalid index on the big table, a
 constraint NOT VALID, a prepared transaction, an inactive slot), then runs
-every check of :data:`engine.dbchecks.CHECKS` through ``run_checks`` and
+every check of :data:`engine.checks.CHECKS` through ``run_checks`` and
 prints, per check, the statements it sent and its best time of --repeat runs.
 The deployment checks get this host's facts, without HTTP probes; the backup
 check a folder with one verified dump of the database.
@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psycopg2  # noqa: E402
 
-from engine.checks.deployment import ODOO_DEFAULTS, host_resources  # noqa: E402
-from engine.dbchecks import CHECKS, run_checks  # noqa: E402
+from engine.checks import CHECKS, run_checks  # noqa: E402
+from engine.checks.deployment_facts import ODOO_DEFAULTS, host_resources  # noqa: E402
 from tools.pgcluster import PgCluster  # noqa: E402
 
 SCHEMA = """

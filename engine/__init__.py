@@ -16,8 +16,10 @@ Reading logs
   ``scanner``      all of the above for one file: the API both hosts share
 
 Checking and deciding
-  ``dbchecks``, ``checks``  database, backup and deployment checks
-  ``health``, ``probes``    health checks and the watchdog's probes
+  ``checks``       database, backup and deployment checks: one module per
+                   family, ``@check(key, settings)``, the runner
+  ``health``, ``probes``    the result of every check, probes of Odoo,
+                   PostgreSQL, disk and logs; the watchdog's probes
   ``hostchecks``   the checks the watchdog runs on the host
   ``watchdog``     the watchdog's decisions (restart policy, escalation)
   ``budget``       run budgets: N within a window, growing delays

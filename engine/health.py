@@ -1,8 +1,10 @@
 """Health checks: probes with a status, a measured value and its threshold.
 
-Each probe returns one or more :class:`Check`. The status of a set of checks
-is the worst of them (ok < warning < critical), and maps to the exit code of
-a monitoring plugin: 0 ok, 1 warning, 2 critical.
+:class:`CheckResult` is the one result type of every health check: these
+probes, the database checks of :mod:`engine.checks` and the watchdog's host
+checks. Each probe returns one or more. The status of a set of results is
+the worst of them (ok < warning < critical), and maps to the exit code of a
+monitoring plugin: 0 ok, 1 warning, 2 critical.
 
 Probes:
 
@@ -17,8 +19,8 @@ Probes:
 
 Every message goes through :func:`engine.secrets.mask_secrets`.
 
->>> checks = [Check("disk:/", OK, 40.0, "warn<15% crit<5%", "40% free"),
-...           Check("log", WARNING, 4000, "warn>3600s", "stale")]
+>>> checks = [CheckResult("disk:/", OK, 40.0, "warn<15% crit<5%", "40% free"),
+...           CheckResult("log", WARNING, 4000, "warn>3600s", "stale")]
 >>> overall(checks), exit_code(overall(checks))
 ('warning', 1)
 >>> overall([])
@@ -30,7 +32,8 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from .secrets import mask_secrets
@@ -46,23 +49,81 @@ LOG_CRIT_SECONDS = 6 * 3600
 TIMEOUT = 5.0
 
 
-@dataclass
-class Check:
-    """One probe result."""
+STATUSES = (OK, WARNING, CRITICAL)
 
-    name: str
+
+@dataclass
+class CheckResult:
+    """One check outcome about one subject.
+
+    ``check`` names the check: a key of :data:`engine.checks.CHECKS` (the
+    ``check`` of data/patterns.json) or a probe (``odoo_http``, ``disk:/``);
+    ``name`` is the same, under the word ``bin/auto-heal health`` shows.
+    ``subject`` is what the result is about (``cron:7``, ``module:sale``,
+    ``pid:4242``, ``table:public.x``, ``database:prod``), so that findings group
+    per subject; ``details`` holds the figures, JSON-able. Messages and texts in
+    the details are masked.
+
+    >>> r = CheckResult("cron_failing", WARNING, 2, ">= 1 failure",
+    ...                 "Cron 'Mail: send' (id 7) failed 2 times in a row", subject="cron:7")
+    >>> r.name, r.to_dict()["subject"], r.to_dict()["name"]
+    ('cron_failing', 'cron:7', 'cron_failing')
+    >>> CheckResult("x", "fine", 0, "", "")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown status 'fine'
+    """
+
+    check: str
     status: str  # ok, warning, critical
-    value: object  # what was measured (HTTP status, free %, age in seconds, ...)
-    threshold: object  # what it was compared with, human readable
+    value: object  # what was measured (HTTP status, free %, age in seconds, a count ...)
+    threshold: object  # what it was compared with, readable
     message: str
+    details: dict = field(default_factory=dict)
+    subject: str = ""
 
     def __post_init__(self):
         if self.status not in _RANK:
             raise ValueError("unknown status %r" % self.status)
         self.message = mask_secrets(self.message)
+        self.details = jsonable(self.details)
+
+    @property
+    def name(self):
+        """The check's name, as the probes call it."""
+        return self.check
 
     def to_dict(self):
-        return asdict(self)
+        """The fields, and ``name`` (the key ``bin/auto-heal health --json`` shows)."""
+        data = asdict(self)
+        data["name"] = self.check
+        return data
+
+
+def jsonable(value):
+    """*value* as JSON-able data: dates as text, floats rounded, strings masked.
+
+    >>> jsonable({"at": date(2026, 1, 2), 3: (1.23456, None), "dsn": "postgresql://u:pw@h/db"})
+    {'at': '2026-01-02', '3': [1.235, None], 'dsn': 'postgresql://u:***@h/db'}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, float):
+        return round(value, 3)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    try:
+        return round(float(value), 3)  # Decimal
+    except (TypeError, ValueError):
+        return mask_secrets(str(value))
 
 
 def worst(*statuses):
@@ -171,7 +232,7 @@ def _http_check(name, url, timeout):
     try:
         code, body = _http_get(url, timeout)
     except _HttpFailure as exc:
-        return Check(name, CRITICAL, None, "HTTP 200", "%s: %s" % (shown, exc))
+        return CheckResult(name, CRITICAL, None, "HTTP 200", "%s: %s" % (shown, exc))
     elapsed = time.monotonic() - start
     detail = ""
     try:
@@ -183,7 +244,7 @@ def _http_check(name, url, timeout):
     except ValueError:
         pass
     status = OK if code == 200 else CRITICAL
-    return Check(
+    return CheckResult(
         name,
         status,
         code,
@@ -239,7 +300,7 @@ def check_postgres(dsn, timeout=TIMEOUT):
     try:
         import psycopg2
     except ImportError:
-        return Check(
+        return CheckResult(
             "postgres",
             CRITICAL,
             None,
@@ -258,7 +319,7 @@ def check_postgres(dsn, timeout=TIMEOUT):
             conn.close()
     except Exception as exc:  # psycopg2.Error, and ProgrammingError for a bad DSN
         reason = " ".join(str(exc).split()) or exc.__class__.__name__
-        return Check(
+        return CheckResult(
             "postgres",
             CRITICAL,
             None,
@@ -266,7 +327,7 @@ def check_postgres(dsn, timeout=TIMEOUT):
             "%s: %s" % (shown, mask_secrets(reason)),
         )
     elapsed = (time.monotonic() - start) * 1000
-    return Check(
+    return CheckResult(
         "postgres",
         OK,
         round(elapsed, 1),
@@ -304,10 +365,10 @@ def check_disk(path, warn_percent=DISK_WARN_PERCENT, crit_percent=DISK_CRIT_PERC
     try:
         usage = shutil.disk_usage(path)
     except OSError as exc:
-        return Check(name, CRITICAL, None, threshold, "%s: %s" % (path, exc.strerror or exc))
+        return CheckResult(name, CRITICAL, None, threshold, "%s: %s" % (path, exc.strerror or exc))
     free = 100.0 * usage.free / usage.total if usage.total else 0.0
     status = _by_thresholds(free, warn_percent, crit_percent, higher_is_worse=False)
-    return Check(
+    return CheckResult(
         name,
         status,
         round(free, 1),
@@ -347,7 +408,7 @@ def check_log_freshness(
     try:
         mtime = os.stat(path).st_mtime
     except OSError as exc:
-        return Check(name, CRITICAL, None, threshold, "%s: %s" % (path, exc.strerror or exc))
+        return CheckResult(name, CRITICAL, None, threshold, "%s: %s" % (path, exc.strerror or exc))
     age = max(0.0, (time.time() if now is None else now) - mtime)
     status = _by_thresholds(age, warn_seconds, crit_seconds, higher_is_worse=True)
-    return Check(name, status, int(age), threshold, "%s: last written %ds ago" % (path, age))
+    return CheckResult(name, status, int(age), threshold, "%s: last written %ds ago" % (path, age))

@@ -25,10 +25,9 @@ watchdog's own configuration.
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import dbchecks
-from .checks import deployment
+from .checks import CHECKS, CheckContext, one_line, resolve_settings, severity_for
 from .checks.backup import BackupCheckError
-from .dbchecks import CheckContext, one_line, severity_for
+from .checks.deployment_facts import effective_options, host_resources, read_config_file
 from .health import OK
 from .patterns import PatternSet
 
@@ -39,7 +38,7 @@ FAMILIES = {
 
 
 class HostRun(NamedTuple):
-    results: list  # [CheckResult]
+    results: list  # [engine.health.CheckResult]
     errors: list  # ["check: one line"]
     counters: dict  # the next run's previous
 
@@ -89,12 +88,12 @@ def process_argv(pid):
 def deployment_facts(conf_path="", argv=(), public_url="", environment="prod", databases=()):
     """The facts of the deployment checks, from odoo.conf and the process's command line.
 
-    Raises :class:`engine.checks.deployment.ConfigReadError` when odoo.conf is
+    Raises :class:`engine.checks.deployment_facts.ConfigReadError` when odoo.conf is
     named but cannot be read (missing, not a regular file, too big, no parse).
     """
-    text = deployment.read_config_file(conf_path) if conf_path else None
-    options = deployment.effective_options(text, argv)
-    cpus, memory = deployment.host_resources()
+    text = read_config_file(conf_path) if conf_path else None
+    options = effective_options(text, argv)
+    cpus, memory = host_resources()
     names = [name for name in (*databases, options.get("db_name")) if name]
     return {"source": "odoo.conf" if conf_path else "command line", "options": options,
             "cpu_count": cpus, "memory_bytes": memory, "gevent": None,
@@ -104,13 +103,13 @@ def deployment_facts(conf_path="", argv=(), public_url="", environment="prod", d
 
 def run_host_checks(names, settings=None, facts=None, previous=None):
     """Run the checks *names* without a database; a failing one is one error line."""
-    conf = dbchecks.resolve_settings(settings)
+    conf = resolve_settings(settings)
     counters = {}
     ctx = CheckContext(previous=dict(previous or {}), counters=counters,
                        facts=dict(facts or {}))
     results, errors = [], []
     for name in names:
-        function = dbchecks.CHECKS.get(name)
+        function = CHECKS.get(name)
         if function is None:
             errors.append("%s: unknown check" % name)
             continue
@@ -149,7 +148,7 @@ def alert_plan(results, patterns):
     switched off in Odoo); its alerts are cleared. The severity is the
     pattern's for a warning, a rank more when critical.
 
-    >>> from engine.dbchecks import CheckResult
+    >>> from engine.health import CheckResult
     >>> patterns = PatternSet.from_entries([{"type": "backup_stale", "check": "backup_stale",
     ...                                      "severity": "high"}])
     >>> old = CheckResult("backup_stale", "critical", 100000, "26 h", "too old",

@@ -215,7 +215,7 @@ def _measure(pid, now=None):
 def http_probe(url, timeout, db_status=False):
     """One GET of Odoo's ``/web/health`` (``?db_server_status=1`` with *db_status*).
 
-    An :class:`engine.health.Check`: ok on HTTP 200, critical on anything
+    An :class:`engine.health.CheckResult`: ok on HTTP 200, critical on anything
     else or no answer within *timeout* (a stopped process never answers).
     """
     from . import health

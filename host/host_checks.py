@@ -20,7 +20,7 @@ listed, the master password's) live in the state file under
 import logging
 
 from engine import hostchecks
-from engine.checks.deployment import ConfigReadError
+from engine.checks.deployment_facts import ConfigReadError
 from engine.patterns import load_patterns
 
 LOG = logging.getLogger("auto_heal.watchdog")

@@ -1,6 +1,6 @@
 """Database scans: the "Auto-Heal: scan database" cron and the record of each scan.
 
-The checks live in :mod:`engine.dbchecks`; this model feeds them and keeps what
+The checks live in :mod:`engine.checks`; this model feeds them and keeps what
 they found::
 
     ir.config_parameter auto_heal.dbcheck.<key>  --split_settings--> settings
@@ -10,7 +10,7 @@ they found::
     odoo.tools.config, the host's CPUs and RAM   --> facts (the deployment checks)
           |
           v
-    engine.dbchecks.run_checks(env.cr, ...)   each check bounded, in a savepoint
+    engine.checks.run_checks(env.cr, ...)     each check bounded, in a savepoint
           |  results, errors, counters, stats
           v
     to_findings -> aggregate -> auto_heal.incident._record_engine_incidents(source="database")
@@ -40,8 +40,7 @@ import odoo
 from odoo import api, fields, models
 from odoo.tools import config
 
-from ..engine.checks.deployment import OPTION_KEYS, host_resources
-from ..engine.dbchecks import (
+from ..engine.checks import (
     CHECKS,
     COMMON_SETTINGS,
     DEFAULTS,
@@ -51,6 +50,7 @@ from ..engine.dbchecks import (
     status_of,
     to_findings,
 )
+from ..engine.checks.deployment_facts import OPTION_KEYS, host_resources
 from ..engine.incidents import aggregate
 from ..engine.secrets import mask_secrets
 
@@ -87,7 +87,7 @@ class AutoHealDbScan(models.Model):
         help="The worst status of the checks; Failed when the scan could not run at all.")
     duration = fields.Float(
         string="Checks (s)", readonly=True, digits=(16, 3),
-        help="Seconds the checks took (engine.dbchecks.run_checks).")
+        help="Seconds the checks took (engine.checks.run_checks).")
     total_duration = fields.Float(
         string="Total (s)", readonly=True, digits=(16, 3),
         help="Seconds the whole scan took: settings, checks, incidents and this record.")

@@ -30,7 +30,7 @@ import odoo
 from odoo import api, fields, models
 from odoo.tools import SQL, config
 
-from ..engine.dbchecks import by_thresholds, human_duration, one_line, resolve_settings
+from ..engine.checks import by_thresholds, human_duration, one_line, resolve_settings
 from ..engine.health import CRITICAL, OK, WARNING, check_disk, worst
 
 _logger = logging.getLogger(__name__)

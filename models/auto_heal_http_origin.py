@@ -27,7 +27,7 @@ import time
 
 from odoo import api, fields, models
 
-from ..engine.checks.deployment import is_loopback
+from ..engine.checks.deployment_facts import is_loopback
 
 _logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ defaults when a value is missing or unusable, so a broken parameter never stops
 a fix run from being planned: it falls back to the safest reading (prod).
 
 The database checks read every ``auto_heal.dbcheck.<key>`` parameter (any key
-of ``engine.dbchecks.DEFAULTS``); the most useful ones are fields here, the
+of ``engine.checks.DEFAULTS``); the most useful ones are fields here, the
 others are set as system parameters.
 """
 
@@ -15,7 +15,7 @@ import secrets
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..engine.dbchecks import DEFAULTS as CHECK_DEFAULTS
+from ..engine.checks import DEFAULTS as CHECK_DEFAULTS
 from ..engine.patterns import SEVERITIES
 from ..engine.policy import DEFAULT, ENVIRONMENTS, MODES
 
@@ -93,7 +93,7 @@ class ResConfigSettings(models.TransientModel):
         help="An incident that comes back within this time after a successful fix counts "
              "as a regression of that fix.")
 
-    # -- database checks (engine.dbchecks.DEFAULTS) -----------------------------------
+    # -- database checks (engine.checks.DEFAULTS) -----------------------------------
     auto_heal_dbcheck_statement_timeout_ms = _check_field(
         "statement_timeout_ms", int, "Query Timeout (ms)",
         "Each query of a check is cancelled after this; the check records an error and "

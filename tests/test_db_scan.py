@@ -21,7 +21,7 @@ from odoo.sql_db import connection_info_for
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import mute_logger
 
-from ..engine.dbchecks import CHECKS
+from ..engine.checks import CHECKS
 
 _logger = logging.getLogger(__name__)
 

@@ -150,7 +150,7 @@ class TestScanNewChecks(ScanMixin, TransactionCase):
         self.assertEqual(incident.state, "resolved")
 
     def test_memory_and_time_limits_against_the_host(self):
-        from ..engine.checks.deployment import host_resources
+        from ..engine.checks.deployment_facts import host_resources
 
         _cpus, memory = host_resources()
         cron = self.env["ir.cron"].create({

@@ -178,7 +178,7 @@ def pg_status(params):
 
 
 def probe(kind, where, timeout):
-    """One probe: a :class:`engine.health.Check`."""
+    """One probe: a :class:`engine.health.CheckResult`."""
     timeout = max(1.0, float(timeout))
     if kind == "odoo":
         return health.check_odoo_http(where, timeout=timeout)[0]

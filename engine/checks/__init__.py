@@ -1,23 +1,68 @@
-"""Check families that live outside :mod:`engine.dbchecks`.
+"""The health checks of an Odoo 18 database and its deployment: one module per family.
 
-Each module holds checks of one family, written like those of
-:mod:`engine.dbchecks` (a function ``(cursor, settings, ctx) -> [CheckResult]``,
-bounded, read-only) and three tables that :mod:`engine.dbchecks` merges into
-its own registry at import time::
+Each check is a function ``check_<key>(cursor, settings, ctx) -> [CheckResult]``
+(bounded, read-only; :mod:`.base` holds what it is written with) registered
+by ``@check(key, settings={...})`` (:mod:`.registry`): the key is the ``check``
+of data/patterns.json, the settings are those it reads, with their defaults.
+``CHECKS``, ``CHECK_SETTINGS`` and ``DEFAULTS`` are derived from the
+registrations, in the order below (the order the checks run in)::
 
-    CHECKS          check name -> function (the ``check`` of data/patterns.json)
-    DEFAULTS        setting -> default value
-    CHECK_SETTINGS  check name -> the settings it reads
+    cron             cron_failing, cron_near_deactivation, cron_switched_off,
+                     cron_stuck, cron_never_run
+    modules          module_operation_stuck
+    postgres_stats   pg_connections_high, pg_idle_in_transaction, pg_long_query,
+                     pg_blocked_sessions, pg_deadlocks_growing, pg_database_growth,
+                     pg_autovacuum_stale
+    filestore        filestore_files_missing, filestore_not_writable
+    queue_job        queue_job_stuck
+    postgres         pg_xid_wraparound, id_sequence_exhaustion, pg_invalid_indexes,
+                     pg_prepared_transactions, pg_replication_slots
+    mail             mail_queue_stuck
+    backup           backup_stale
+    deployment       realtime_unavailable, base_url_mismatch, workers_sizing,
+                     database_manager_exposed
+                     (fed by deployment_facts: odoo.conf, the command line, the host,
+                     the network probes)
 
-- :mod:`.postgres`: transaction ID wraparound, id sequences, invalid indexes
-  and constraints, prepared transactions, replication slots;
-- :mod:`.mail`: the outgoing mail queue;
-- :mod:`.backup`: the age of the last verified dump and filestore copy;
-- :mod:`.deployment`: odoo.conf and the running server (workers and the
-  real-time channel, the base URL behind a proxy, sizing, the database manager).
+:mod:`.runner` runs them (``run_checks``: a savepoint, timeouts and statistics
+per check) and turns their problems into findings (``to_findings``). The
+results are :class:`engine.health.CheckResult`, the one result type of every
+health check. The "scan database" cron (models/auto_heal_db_scan.py) and the
+watchdog (engine/hostchecks.py) call the same code; nothing here imports odoo.
 
-:mod:`engine.dbchecks` is imported first, so that importing one family on its
-own (a test, the watchdog) finds the helpers it needs.
+>>> list(CHECKS)[:2], CHECK_SETTINGS["cron_failing"], DEFAULTS["max_rows"]
+(['cron_failing', 'cron_near_deactivation'], ('cron_failing_min_failures',), 50)
 """
 
-from .. import dbchecks  # noqa: F401 - the helpers exist before a family imports them
+# The families register their checks as they are imported: the order below is the order
+# the checks run in (and after the registry and the helpers they use).
+# isort: off
+from .registry import (
+    CHECK_SETTINGS,
+    CHECKS,
+    COMMON_SETTINGS,
+    DEFAULTS,
+    blocked_checks,
+    check,
+    resolve_settings,
+    split_settings,
+)
+from .base import (
+    CRITICAL,
+    OK,
+    WARNING,
+    CheckContext,
+    CheckResult,
+    by_thresholds,
+    human_bytes,
+    human_duration,
+    one_line,
+    severity_for,
+)
+from . import cron, modules, postgres_stats, filestore, queue_job
+from . import postgres, mail, backup, deployment
+# isort: on
+from .runner import CheckRun, run_checks, status_of, to_findings
+
+FAMILIES = (cron, modules, postgres_stats, filestore, queue_job, postgres, mail, backup,
+            deployment)

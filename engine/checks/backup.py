@@ -31,19 +31,9 @@ import stat
 import subprocess
 import time
 
-from ..dbchecks import CRITICAL, OK, WARNING, CheckResult, _ok, human_duration, resolve_settings
-
-DEFAULTS = {
-    "backup_dumps_dir": "",  # folder of dumps; empty: the dump check is skipped
-    "backup_database": "",  # only the dumps of this database (default: every dump)
-    "backup_filestore_dir": "",  # a copy of the filestore; empty: not checked
-    "backup_crit_hours": 26,
-}
-
-CHECK_SETTINGS = {
-    "backup_stale": ("backup_dumps_dir", "backup_database", "backup_filestore_dir",
-                     "backup_crit_hours", "filestore_path"),
-}
+from .base import CRITICAL, OK, WARNING, CheckResult, _ok, human_duration, resolve_settings
+from .filestore import FILESTORE_PATH
+from .registry import check
 
 DUMP_SUFFIXES = (".dump", ".backup", ".pgdump", ".tar")
 #: Files verified with pg_restore in one run (each a process); the rest wait.
@@ -230,6 +220,13 @@ def newest_live_file(filestore):
     return os.path.join(name, entry), size
 
 
+@check("backup_stale", settings={
+    "backup_dumps_dir": "",  # folder of dumps; empty: the dump check is skipped
+    "backup_database": "",  # only the dumps of this database (default: every dump)
+    "backup_filestore_dir": "",  # a copy of the filestore; empty: not checked
+    "backup_crit_hours": 26,
+    "filestore_path": FILESTORE_PATH,  # the live filestore, to compare the copy with
+})
 def check_backup_stale(cursor=None, settings=None, ctx=None):
     """The age of the newest verified dump and of the filestore copy.
 
@@ -325,8 +322,3 @@ def check_backup_stale(cursor=None, settings=None, ctx=None):
                 "the filestore copy %s %s" % (copy_dir, text),
                 dict(copy, folder=copy_dir, what_to_do=todo), subject))
     return results
-
-
-CHECKS = {
-    "backup_stale": check_backup_stale,
-}

@@ -13,7 +13,7 @@ Bound: one query on ``mail_mail`` (filtered on its state and dates, at most
 10,000 rows grouped) joined to ``mail_message`` by primary key.
 """
 
-from ..dbchecks import (
+from .base import (
     NOW_UTC,
     OK,
     CheckContext,
@@ -25,24 +25,20 @@ from ..dbchecks import (
     resolve_settings,
     worst,
 )
-
-DEFAULTS = {
-    "mail_exception_warn": 1,  # server-side failures within the window
-    "mail_exception_crit": 10,
-    "mail_exception_window_hours": 24,
-    "mail_outgoing_warn_minutes": 30,  # the oldest mail still waiting to be sent
-    "mail_outgoing_crit_minutes": 240,
-}
-
-CHECK_SETTINGS = {
-    "mail_queue_stuck": tuple(DEFAULTS),
-}
+from .registry import check
 
 #: Odoo 18 failure types that are one recipient's problem, not the mail server's.
 RECIPIENT_FAILURES = ("mail_email_invalid", "mail_email_missing", "mail_bl", "mail_optout",
                       "mail_dup")
 
 
+@check("mail_queue_stuck", settings={
+    "mail_exception_warn": 1,  # server-side failures within the window
+    "mail_exception_crit": 10,
+    "mail_exception_window_hours": 24,
+    "mail_outgoing_warn_minutes": 30,  # the oldest mail still waiting to be sent
+    "mail_outgoing_crit_minutes": 240,
+})
 def check_mail_queue_stuck(cursor, settings=None, ctx=None):
     """Mails failed by their server in the window, or outgoing for too long, per server."""
     s = resolve_settings(settings)
@@ -137,8 +133,3 @@ def check_mail_queue_stuck(cursor, settings=None, ctx=None):
                    "no mail failed by its server in the last %s, none waiting for %s" % (
                        human_duration(window), human_duration(warn_wait)), "mail")
     return results
-
-
-CHECKS = {
-    "mail_queue_stuck": check_mail_queue_stuck,
-}

@@ -24,7 +24,7 @@ Every query reads catalog views (``pg_database``, ``pg_class``,
 the data; none reads a table's rows.
 """
 
-from ..dbchecks import (
+from .base import (
     CRITICAL,
     OK,
     WARNING,
@@ -38,35 +38,14 @@ from ..dbchecks import (
     human_duration,
     resolve_settings,
 )
+from .registry import check
 
 #: PostgreSQL's transaction ID space: a database whose oldest unfrozen ID gets this
 #: old has wrapped around; PostgreSQL stops assigning IDs 3 million before.
 XID_WRAPAROUND = 2 ** 31
 XID_STOP_MARGIN = 3_000_000
 
-DEFAULTS = {
-    "xid_age_warn_freeze_max_percent": 150.0,  # of autovacuum_freeze_max_age
-    "xid_age_crit_wraparound_percent": 50.0,  # of the 2^31 transaction ID space
-    "sequence_warn_percent": 80.0,  # of the column's range
-    "sequence_crit_percent": 90.0,
-    "sequence_crit_days": 30.0,  # critical when it runs out sooner at the measured growth
-    "sequence_track_percent": 1.0,  # sequences past this share are followed between scans
-    "sequence_growth_min_hours": 24,  # growth is measured over at least this long
-    "prepared_xact_warn_minutes": 5,
-    "prepared_xact_crit_minutes": 60,
-    "slot_retained_warn_mib": 1024,  # WAL an inactive replication slot keeps
-    "slot_retained_crit_mib": 10240,
-}
 
-CHECK_SETTINGS = {
-    "pg_xid_wraparound": ("xid_age_warn_freeze_max_percent", "xid_age_crit_wraparound_percent"),
-    "id_sequence_exhaustion": ("sequence_warn_percent", "sequence_crit_percent",
-                               "sequence_crit_days", "sequence_track_percent",
-                               "sequence_growth_min_hours"),
-    "pg_invalid_indexes": (),
-    "pg_prepared_transactions": ("prepared_xact_warn_minutes", "prepared_xact_crit_minutes"),
-    "pg_replication_slots": ("slot_retained_warn_mib", "slot_retained_crit_mib"),
-}
 
 def _n(value):
     """A big integer, readable.
@@ -120,6 +99,10 @@ def _holder_text(holder):
         holder["id"], holder.get("state") or "?", _n(holder["age"]))
 
 
+@check("pg_xid_wraparound", settings={
+    "xid_age_warn_freeze_max_percent": 150.0,  # of autovacuum_freeze_max_age
+    "xid_age_crit_wraparound_percent": 50.0,  # of the 2^31 transaction ID space
+})
 def check_pg_xid_wraparound(cursor, settings=None, ctx=None):
     """The transaction ID age of every database, and what holds the horizon back."""
     s = resolve_settings(settings)
@@ -263,6 +246,13 @@ def sequence_outlook(last, minimum, limit, per_day, warn=80.0, crit=90.0, crit_d
     return status, percent, days
 
 
+@check("id_sequence_exhaustion", settings={
+    "sequence_warn_percent": 80.0,  # of the column's range
+    "sequence_crit_percent": 90.0,
+    "sequence_crit_days": 30.0,  # critical when it runs out sooner at the measured growth
+    "sequence_track_percent": 1.0,  # sequences past this share are followed between scans
+    "sequence_growth_min_hours": 24,  # growth is measured over at least this long
+})
 def check_id_sequence_exhaustion(cursor, settings=None, ctx=None):
     """int2/int4 columns fed by a sequence: the share of the range used, the days left."""
     s = resolve_settings(settings)
@@ -384,6 +374,7 @@ def _owning_modules(cursor, ctx, indexes, constraints):
     return {(row["kind"], row["name"]): row["module"] for row in rows if row["module"]}
 
 
+@check("pg_invalid_indexes")
 def check_pg_invalid_indexes(cursor, settings=None, ctx=None):
     """Invalid indexes (``indisvalid = false``) and constraints not validated.
 
@@ -457,6 +448,10 @@ def check_pg_invalid_indexes(cursor, settings=None, ctx=None):
     return results
 
 
+@check("pg_prepared_transactions", settings={
+    "prepared_xact_warn_minutes": 5,
+    "prepared_xact_crit_minutes": 60,
+})
 def check_pg_prepared_transactions(cursor, settings=None, ctx=None):
     """Prepared transactions (two-phase commit) older than a threshold, cluster-wide."""
     s = resolve_settings(settings)
@@ -510,6 +505,10 @@ def _sql_literal(text):
     return "'" + str(text).replace("'", "''") + "'"
 
 
+@check("pg_replication_slots", settings={
+    "slot_retained_warn_mib": 1024,  # WAL an inactive replication slot keeps
+    "slot_retained_crit_mib": 10240,
+})
 def check_pg_replication_slots(cursor, settings=None, ctx=None):
     """Inactive replication slots and the WAL they keep (or lost)."""
     s = resolve_settings(settings)
@@ -566,12 +565,3 @@ def check_pg_replication_slots(cursor, settings=None, ctx=None):
                    "%d replication slot(s), %d active, none keeping too much WAL" % (
                        len(rows), sum(1 for row in rows if row["active"])), "slots")
     return results
-
-
-CHECKS = {
-    "pg_xid_wraparound": check_pg_xid_wraparound,
-    "id_sequence_exhaustion": check_id_sequence_exhaustion,
-    "pg_invalid_indexes": check_pg_invalid_indexes,
-    "pg_prepared_transactions": check_pg_prepared_transactions,
-    "pg_replication_slots": check_pg_replication_slots,
-}

@@ -18,8 +18,7 @@ import time
 
 import pytest
 
-from engine.checks import postgres
-from engine.dbchecks import CRITICAL, OK, WARNING, run_checks
+from engine.checks import CRITICAL, OK, WARNING, postgres, run_checks
 from tools.testing import start_private_cluster
 
 psycopg2 = pytest.importorskip("psycopg2")

@@ -24,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import dbchecks
-from engine.dbchecks import CHECKS, CRITICAL, OK, WARNING, run_checks, to_findings
+from engine import checks
+from engine.checks import CHECKS, CRITICAL, OK, WARNING, run_checks, to_findings
+from engine.checks.filestore import check_filestore_not_writable
+from engine.checks.postgres_stats import growth_per_day
 from engine.patterns import load_patterns
 from engine.scanner import DEFAULT_PATTERNS, REPO_ROOT
 from tools.testing import run_as
@@ -606,7 +608,7 @@ def test_findings_group_per_subject(scenario):
     by_type = {p.type: p for p in patterns.checks}
     for finding, result in zip(findings, problems, strict=True):
         assert finding.pattern_type == result.check
-        expected = dbchecks.severity_for(by_type[result.check].severity, result.status)
+        expected = checks.severity_for(by_type[result.check].severity, result.status)
         assert finding.severity == expected
         assert finding.captures["subject"] == result.subject
         assert finding.path == "check:%s" % result.check
@@ -740,7 +742,6 @@ def test_a_check_waiting_for_a_lock_gives_up(plain_db):
     with holder.cursor() as cr:  # e.g. a migration altering ir_attachment
         cr.execute("LOCK TABLE ir_attachment IN ACCESS EXCLUSIVE MODE")
     checker = db.connect()
-    started = time.monotonic()
     with checker.cursor() as cr:
         run = run_checks(cr, names=["filestore_files_missing", "cron_failing"],
                          settings={"filestore_path": "/nonexistent", "lock_timeout_ms": 300})
@@ -760,7 +761,6 @@ def test_statement_timeout_stops_a_slow_check(plain_db, monkeypatch):
 
     monkeypatch.setitem(CHECKS, "slow", slow)
     with db.connect().cursor() as cr:
-        started = time.monotonic()
         run = run_checks(cr, names=["slow", "cron_failing"], settings={"statement_timeout_ms": 200})
     assert run.errors == ["slow: QueryCanceled: canceling statement due to statement timeout"]
     assert [r.check for r in run.results] == ["cron_failing"]
@@ -836,7 +836,7 @@ def test_database_growth(plain_db):
     [result] = grown.results
     size = grown.counters["db_size"]["bytes"]
     assert size - baseline["bytes"] > 10 * 1024 * 1024
-    percent, per_day = dbchecks.growth_per_day(baseline["bytes"], previous["db_size"]["at"],
+    percent, per_day = growth_per_day(baseline["bytes"], previous["db_size"]["at"],
                                                size, grown.counters["db_size"]["at"])
     assert result.status == WARNING and result.value == percent
     assert result.details["bytes_per_day"] == per_day
@@ -881,9 +881,7 @@ def test_filestore_sampling_on_a_million_attachments(plain_db, tmp_path):
     db.run("ANALYZE ir_attachment")
     settings = {"filestore_path": str(tmp_path)}  # an empty filestore: every file is missing
     with db.connect().cursor() as cr:
-        started = time.monotonic()
         run = run_checks(cr, names=["filestore_files_missing"], settings=settings)
-        elapsed = time.monotonic() - started
     [result] = run.results
     assert run.errors == [] and result.status == CRITICAL
     checked = result.details["checked"]
@@ -897,10 +895,10 @@ def test_filestore_sampling_on_a_million_attachments(plain_db, tmp_path):
 
 
 def _probe_as(user, path):
-    """check_filestore_writable run by *user* in a forked child; its result as a dict."""
+    """check_filestore_not_writable run by *user* in a forked child; its result as a dict."""
 
     def probe():
-        [result] = dbchecks.check_filestore_writable(None, {"filestore_path": path})
+        [result] = check_filestore_not_writable(None, {"filestore_path": path})
         return json.dumps(result.to_dict())
 
     return json.loads(run_as(user, probe))
@@ -927,7 +925,7 @@ def test_filestore_not_writable():
         assert os.listdir(filestore) == []  # the probe file is gone
     finally:
         shutil.rmtree(base)
-    [missing] = dbchecks.check_filestore_writable(None, {"filestore_path": str(base / "nope")})
+    [missing] = check_filestore_not_writable(None, {"filestore_path": str(base / "nope")})
     assert missing.status == CRITICAL and "No such file or directory" in missing.message
 
 
@@ -947,7 +945,7 @@ def test_every_check_has_a_pattern_and_every_check_pattern_a_check():
 def test_settings_defaults_are_documented():
     with open(os.path.join(REPO_ROOT, "readme", "CHECKS.md"), encoding="utf-8") as handle:
         text = handle.read()
-    for key in dbchecks.DEFAULTS:
+    for key in checks.DEFAULTS:
         assert "`%s`" % key in text, key
     for name in CHECKS:
         assert "`%s`" % name in text, name
@@ -957,14 +955,15 @@ def test_check_settings_name_what_each_check_reads():
     """CHECK_SETTINGS (used to stop only the checks a bad setting concerns) is complete."""
     import inspect
 
-    assert set(dbchecks.CHECK_SETTINGS) == set(CHECKS)
-    named = set(dbchecks.COMMON_SETTINGS)
+    assert set(checks.CHECK_SETTINGS) == set(CHECKS)
+    named = set(checks.COMMON_SETTINGS)
     for name, function in CHECKS.items():
         source = inspect.getsource(function)
-        read = {key for key in dbchecks.DEFAULTS if '"%s"' % key in source}
-        assert read - set(dbchecks.COMMON_SETTINGS) == set(dbchecks.CHECK_SETTINGS[name]), name
+        source = source[source.index("\ndef ") + 1:]  # the body, not the @check(...) above it
+        read = {key for key in checks.DEFAULTS if '"%s"' % key in source}
+        assert read - set(checks.COMMON_SETTINGS) == set(checks.CHECK_SETTINGS[name]), name
         named |= read
-    assert named == set(dbchecks.DEFAULTS)
-    good, bad = dbchecks.split_settings({"deadlocks_warn": "2", "deadlocks_crit": "many"})
+    assert named == set(checks.DEFAULTS)
+    good, bad = checks.split_settings({"deadlocks_warn": "2", "deadlocks_crit": "many"})
     assert good == {"deadlocks_warn": "2"} and list(bad) == ["deadlocks_crit"]
-    assert dbchecks.blocked_checks(bad) == {"pg_deadlocks_growing": [bad["deadlocks_crit"]]}
+    assert checks.blocked_checks(bad) == {"pg_deadlocks_growing": [bad["deadlocks_crit"]]}

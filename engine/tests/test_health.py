@@ -173,6 +173,6 @@ def test_log_freshness(tmp_path):
 
 def test_overall_and_exit_codes():
     assert health.overall([]) == OK
-    assert health.exit_code(health.overall([health.Check("a", OK, 1, 1, "")])) == 0
+    assert health.exit_code(health.overall([health.CheckResult("a", OK, 1, 1, "")])) == 0
     with pytest.raises(ValueError):
-        health.Check("a", "bad", 1, 1, "")
+        health.CheckResult("a", "bad", 1, 1, "")

@@ -25,7 +25,7 @@ import pytest
 
 from engine import hostchecks
 from engine.checks import backup as backup_checks
-from engine.checks import deployment
+from engine.checks import deployment_facts
 from host.tests.real_odoo import (
     ODOO_BIN,
     ODOO_TIMEOUT,
@@ -228,11 +228,11 @@ def test_odoo_conf_read_by_the_watchdog_is_type_and_size_checked(tmp_path):
     fifo = tmp_path / "odoo.conf"
     os.mkfifo(fifo)
     # a blocking open of the FIFO would hang here: returning at all is the outcome
-    with pytest.raises(deployment.ConfigReadError, match="not a regular file"):
+    with pytest.raises(deployment_facts.ConfigReadError, match="not a regular file"):
         hostchecks.deployment_facts(str(fifo))
     big = tmp_path / "big.conf"
     big.write_bytes(b"[options]\n" + b"; x\n" * (1 << 19))
-    with pytest.raises(deployment.ConfigReadError, match="more than"):
+    with pytest.raises(deployment_facts.ConfigReadError, match="more than"):
         hostchecks.deployment_facts(str(big))
 
 
@@ -297,7 +297,7 @@ def test_workers_without_gevent_on_a_real_odoo(tmp_path, fake, dbname):
     _install(dbname, addons, data_dir, tmp_path)
     port, gevent_port = free_port(), free_port()
     params = pg()
-    _cpus, memory = deployment.host_resources()
+    _cpus, memory = deployment_facts.host_resources()
     conf = tmp_path / "odoo.conf"
     conf.write_text("[options]\n"
                     f"addons_path = {addons}\ndata_dir = {data_dir}\n"
@@ -348,7 +348,7 @@ def test_workers_without_gevent_on_a_real_odoo(tmp_path, fake, dbname):
                             stderr=subprocess.DEVNULL, env=odoo_env(), start_new_session=True)
     try:
         wait_for_health(url, odoo, tmp_path / "odoo.log")
-        assert deployment.probe_websocket(url) == {"url": url + "/websocket", "status": 101,
+        assert deployment_facts.probe_websocket(url) == {"url": url + "/websocket", "status": 101,
                                                    "error": ""}
     finally:
         _stop(odoo)
