@@ -74,10 +74,16 @@ BACKENDS = ("hyperscan", "re2", "re")
 # CRITICAL header, and a bare traceback. Python's re gets plain literals, which
 # it finds at memory speed; classification checks the level and line start.
 _ERROR_HEADER = r"\d\d:\d\d:\d\d,\d{3} \d+ (?:ERROR|CRITICAL) "
-_TRACEBACK_LINE = r"^Traceback \(most recent call last\):"
-_SENTINELS = [_ERROR_HEADER, _TRACEBACK_LINE]
-_LITERAL_SENTINELS = [r" ERROR ", r" CRITICAL ", r"Traceback \(most recent call last\):"]
-_TRACEBACK_RE = re.compile(_TRACEBACK_LINE, re.MULTILINE)
+# Raw text (no record header) is an error when it holds a traceback (anywhere in a
+# line: a dialog pasted on one line, syslog's #012), a bare exception line, or the
+# XML context of a ParseError (odoo/tools/convert.py); classification checks the level.
+_TRACEBACK_LINE = r"Traceback \(most recent call last\):"
+_EXCEPTION_LINE = r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception):"
+_PARSE_ERROR = r"while parsing [^\n]+:\d+, (?:near|somewhere inside)"
+_SENTINELS = [_ERROR_HEADER, _TRACEBACK_LINE, _EXCEPTION_LINE, _PARSE_ERROR]
+_LITERAL_SENTINELS = [r" ERROR ", r" CRITICAL ", r"Traceback \(most recent call last\):",
+                      r"Error:", r"Exception:", r"while parsing "]
+_TRACEBACK_RE = re.compile("|".join(_SENTINELS[1:]), re.MULTILINE)
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_]\w*>")
 _UNKNOWN_LEVELS = ("ERROR", "CRITICAL")
 
