@@ -27,14 +27,15 @@ A database is compiled once per pattern set: it is kept for the process,
 keyed by a hash of the sources (the pattern version), and, given a
 ``cache_dir``, serialized there (hyperscan) so the next process loads it in
 milliseconds. Which pattern a backend cannot take is found by halving the set,
-never by one compile per pattern. Two extra prefilter entries make unmatched
-errors visible: an ERROR or CRITICAL record header, and a bare ``Traceback``
-line.
+never by one compile per pattern. Extra prefilter entries make unmatched
+errors visible: an ERROR or CRITICAL record header, and in raw text a
+``Traceback`` line, a bare exception line or a ParseError's XML context.
 
 Classification follows DESIGN.md: classify by the innermost cause. A specific
 pattern beats a ``generic`` one (``registry_load_failed`` wraps the real
 error); among specific ones, the first in the file wins. An ERROR or CRITICAL
-record that matches nothing, or raw text holding a traceback, is ``unknown``.
+record that matches nothing, or raw text holding a traceback (or its last
+line, or a ParseError's context), is ``unknown``.
 
 >>> from engine.patterns import PatternSet
 >>> patterns = PatternSet.from_entries([
