@@ -149,8 +149,10 @@ FRAME_CAUSES = (
                "odoo/sql_db.py ConnectionPool.borrow, or Cursor.__init__ calling it"),
     FrameCause("cron_job_failed",
                r'^\s*File "[^"\n]*ir_cron\.py", line \d+, in '
-               r"_(?:callback|process_job|acquire_job|run_job)$",
-               "odoo/addons/base/models/ir_cron.py _callback, _process_job, _acquire_job"),
+               r"_(?:callback|process_job|acquire_job|run_job)$"
+               r"|^\s+cron\._callback\(job\['cron_name'\], job\['ir_actions_server_id'\]\)$",
+               "odoo/addons/base/models/ir_cron.py _callback, _process_job, _acquire_job; "
+               "18.0 ir_cron.py:426 _run_job's call of _callback (the code line under its frame)"),
     FrameCause("registry_load_failed",
                r'^\s*File "[^"\n]*", line \d+, in preload_registries$'
                r'|^\s*File "[^"\n]*registry\.py", line \d+, in new$',
@@ -158,6 +160,10 @@ FRAME_CAUSES = (
 )
 _COMPILED = {cause.regex: re.compile(cause.regex, re.MULTILINE) for cause in FRAME_CAUSES}
 _TRACEBACK = "Traceback (most recent call last):"
+#: What is left of a traceback pasted without its first line: a frame, or the
+#: exception line that ends it.
+_TRACEBACK_TAIL = re.compile(r'^\s*File "[^"\n]*", line \d+, in '
+                             r"|^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)\b", re.MULTILINE)
 
 
 def frame_cause(text, patterns, causes=FRAME_CAUSES):
@@ -179,8 +185,14 @@ def frame_cause(text, patterns, causes=FRAME_CAUSES):
     ('view_inheritance_broken', 'apply_inheritance_specs')
     >>> frame_cause("no traceback here", patterns) is None
     True
+
+    A traceback pasted without its first line still has its frames:
+
+    >>> pattern, _ = frame_cause(text.split("\\n", 1)[1], patterns)
+    >>> pattern.type
+    'view_inheritance_broken'
     """
-    if _TRACEBACK not in text:
+    if _TRACEBACK not in text and not _TRACEBACK_TAIL.search(text):
         return None
     for cause in causes:
         pattern = patterns.get(cause.type)

@@ -27,14 +27,15 @@ A database is compiled once per pattern set: it is kept for the process,
 keyed by a hash of the sources (the pattern version), and, given a
 ``cache_dir``, serialized there (hyperscan) so the next process loads it in
 milliseconds. Which pattern a backend cannot take is found by halving the set,
-never by one compile per pattern. Two extra prefilter entries make unmatched
-errors visible: an ERROR or CRITICAL record header, and a bare ``Traceback``
-line.
+never by one compile per pattern. Extra prefilter entries make unmatched
+errors visible: an ERROR or CRITICAL record header, and in raw text a
+``Traceback`` line, a bare exception line or a ParseError's XML context.
 
 Classification follows readme/DEVELOP.md (Reading logs): the innermost cause. A specific
 pattern beats a ``generic`` one (``registry_load_failed`` wraps the real
 error); among specific ones, the first in the file wins. An ERROR or CRITICAL
-record that matches nothing, or raw text holding a traceback, is ``unknown``.
+record that matches nothing, or raw text holding a traceback (or its last
+line, or a ParseError's context), is ``unknown``.
 
 >>> from engine.patterns import PatternSet
 >>> patterns = PatternSet.from_entries([
@@ -74,10 +75,16 @@ BACKENDS = ("hyperscan", "re2", "re")
 # CRITICAL header, and a bare traceback. Python's re gets plain literals, which
 # it finds at memory speed; classification checks the level and line start.
 _ERROR_HEADER = r"\d\d:\d\d:\d\d,\d{3} \d+ (?:ERROR|CRITICAL) "
-_TRACEBACK_LINE = r"^Traceback \(most recent call last\):"
-_SENTINELS = [_ERROR_HEADER, _TRACEBACK_LINE]
-_LITERAL_SENTINELS = [r" ERROR ", r" CRITICAL ", r"Traceback \(most recent call last\):"]
-_TRACEBACK_RE = re.compile(_TRACEBACK_LINE, re.MULTILINE)
+# Raw text (no record header) is an error when it holds a traceback (anywhere in a
+# line: a dialog pasted on one line, syslog's #012), a bare exception line, or the
+# XML context of a ParseError (odoo/tools/convert.py); classification checks the level.
+_TRACEBACK_LINE = r"Traceback \(most recent call last\):"
+_EXCEPTION_LINE = r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception):"
+_PARSE_ERROR = r"while parsing [^\n]+:\d+, (?:near|somewhere inside)"
+_SENTINELS = [_ERROR_HEADER, _TRACEBACK_LINE, _EXCEPTION_LINE, _PARSE_ERROR]
+_LITERAL_SENTINELS = [r" ERROR ", r" CRITICAL ", r"Traceback \(most recent call last\):",
+                      r"Error:", r"Exception:", r"while parsing "]
+_TRACEBACK_RE = re.compile("|".join(_SENTINELS[1:]), re.MULTILINE)
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_]\w*>")
 _UNKNOWN_LEVELS = ("ERROR", "CRITICAL")
 

@@ -1,9 +1,6 @@
 """Detection accuracy on the real-world corpus (tools/accuracy.py, ``make
 accuracy``): the thresholds of readme/PATTERNS.md. Accuracy is a count, not a
-timing, so the test asserts it.
-
-The patterns have not been tuned against the corpus yet: the test is expected
-to fail until they are (strict=False, so it reports XPASS once they are)."""
+timing, so the test asserts it."""
 
 import pytest
 
@@ -16,8 +13,6 @@ MIN_OVERALL = 0.95
 MIN_PER_TYPE = 0.90
 MIN_EXCERPTS_PER_TYPE = 6
 MAX_FALSE_POSITIVES = 0.005
-
-pytestmark = pytest.mark.xfail(strict=False, reason="patterns not tuned yet")
 
 
 @pytest.fixture(scope="module")

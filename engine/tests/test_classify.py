@@ -132,6 +132,56 @@ def test_a_frame_gives_the_cause_when_no_specific_pattern_matched(data, expected
     assert types(data) == [expected]
 
 
+# https://github.com/OCA/queue/issues/770 (tests/corpus): 18.0, pasted without the
+# Traceback line and with its frame line cut: the code line under _run_job is left
+HEADLESS_CRON = b"""\
+_run_job
+    cron._callback(job['cron_name'], job['ir_actions_server_id'])
+TypeError: IrCron._callback() missing 1 required positional argument: 'job_id'
+"""
+
+
+def test_frames_give_the_cause_without_the_traceback_line():
+    assert types(HEADLESS_CRON) == ["cron_job_failed"]
+    assert types(CUT_XPATH.split(b"\n", 1)[1]) == ["view_inheritance_broken"]
+
+
+@pytest.mark.parametrize("data", [
+    # a bare exception line (tests/corpus/unknown.txt)
+    b"ValueError:Wrong value for ir.ui.view.type: 'template'\n",
+    # a dialog pasted on one line (tests/corpus/unknown.txt, 19.0)
+    b"Occured on x:8069 on model ir.module.module on 2026-01-16 17:58:46 GMT Traceback "
+    b"(most recent call last): File \"/usr/lib/python3/dist-packages/odoo/http.py\", line 2275\n",
+    # syslog escapes the newlines of the traceback as #012 (tests/corpus/unknown.txt, 10.0)
+    b"Jun 19 17:29:18 odoo journal: Odoo Server 10.0:db1:ERROR:odoo.service.server:Worker "
+    b"(20434) Exception occured, exiting...#012Traceback (most recent call last):#012  File x\n",
+    # the XML context of a ParseError, as the dialog shows it (tests/corpus/unknown.txt)
+    b"Error while importing module 'om_recurring_payments'.\n\n while parsing "
+    b"/tmp/x/data/recurring_cron.xml:5, somewhere inside\n<record id=\"a\" model=\"ir.cron\">\n",
+], ids=["bare-exception", "one-line-dialog", "syslog-012", "parse-error-context"])
+def test_raw_error_text_no_pattern_claims_is_unknown(data):
+    assert types(data) == ["unknown"]
+
+
+@pytest.mark.parametrize("data", [
+    b"odoo.modules.loading: The models ['x.y'] have no access rules in module x\n",
+    b"AccessDenied: Access Denied\n",  # no ...Error/...Exception class
+    b"the ParseError while parsing of a file is a known topic\n",
+], ids=["warning-text", "not-an-error-class", "words-only"])
+def test_raw_text_that_is_no_error_stays_quiet(data):
+    assert types(data) == []
+
+
+def test_a_near_parse_error_on_a_cron_is_no_numbercall_failure():
+    """<= 15.0 wrote ', near'; numbercall was still a field there (11.0's cause: `function`)."""
+    data = (b"\" while parsing /opt/x/data/backup_data.xml:4, near\n"
+            b"<record id=\"backup_scheduler\" model=\"ir.cron\">\n"
+            b"      <field name=\"function\">schedule_backup</field>\n"
+            b"      <field name=\"numbercall\">-1</field>\n    </record>\n")
+    assert types(data) == ["unknown"]
+    assert types(data.replace(b", near", b", somewhere inside")) == ["cron_field_deprecated"]
+
+
 def test_a_specific_pattern_beats_a_frame():
     # the deadlock is named by the record; the cron frame must not turn it into a cron failure
     data = (b"2026-11-29 16:20:01,101 9401 ERROR prod odoo.addons.base.models.ir_cron: "
