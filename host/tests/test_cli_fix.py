@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 
+from engine.actions import actions
 from tools.testing import run_as, start_private_cluster
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -466,3 +467,18 @@ def test_restore_config_from_a_backup_version(tmp_path, home):
     assert back.returncode == 0, back.stderr
     assert conf.read_bytes() == broken
     assert meta(conf)[0] == 0o644
+
+
+def test_fix_action_help_shows_only_that_actions_options():
+    """``fix ACTION --help`` lists the options ACTION declares (engine/actions/params.py)
+    and none that only another action declares."""
+    host = {name: a for name, a in actions().items() if a.runs_on == "host"}
+    declared = {name: {p.option for p in a.params} for name, a in host.items()}
+    for name in host:
+        result = subprocess.run([sys.executable, BIN, "fix", name, "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        shown = set(re.findall(r"^\s+(--[a-z][a-z-]*)", result.stdout, re.M))
+        assert declared[name] <= shown, name
+        others = set().union(*(d for n, d in declared.items() if n != name)) - declared[name]
+        assert not shown & others, (name, shown & others)
