@@ -12,25 +12,23 @@ import stat
 import subprocess
 import sys
 import tempfile
-import textwrap
 
 import pytest
 
 from engine.actions import actions
+from host.tests.conftest import BIN
+from host.tests.conftest import run_auto_heal as run
+from tools.samples import (
+    CRON_XML,
+    CRON_XML_FIXED,
+    DOALL_LINE,
+    NUMBERCALL_LINE,
+    legacy_cron_module,
+)
 from tools.testing import run_as, start_private_cluster
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, "bin", "auto-heal")
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="changing owners needs root")
-
-
-def run(args, home, timeout=180):
-    env = dict(os.environ)
-    env.pop("AUTO_HEAL_DEBUG", None)
-    env["AUTO_HEAL_HOME"] = str(home)
-    return subprocess.run([sys.executable, BIN] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
 
 
 def run_id_of(result):
@@ -58,13 +56,6 @@ def snapshot(root):
         for name in dirnames + filenames:
             found[os.path.join(dirpath, name)] = meta(os.path.join(dirpath, name))
     return found
-
-
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
 
 
 # --------------------------------------------------------------------------
@@ -179,27 +170,9 @@ def test_bad_input_messages(tmp_path, home):
 # --------------------------------------------------------------------------
 # scenario 1: deprecated cron fields, through `fix` and through `fix-cron`
 
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"")
-
-
 def _module(parent):
-    folder = parent / "legacy_cron"
-    (folder / "data").mkdir(parents=True)
-    (folder / "__manifest__.py").write_text("{'name': 'Legacy cron'}\n")
+    folder = legacy_cron_module(parent)
     cron = folder / "data" / "cron.xml"
-    cron.write_bytes(CRON_XML)
     os.chmod(cron, 0o640)
     if IS_ROOT:
         os.chown(cron, 65534, 65534)
@@ -213,7 +186,8 @@ def test_cron_fix_and_fix_cron_same_result_noop_and_rollback(tmp_path, home):
 
     dry = run(["fix", "remove_deprecated_cron_fields", "--path", a_module, "--dry-run"], home)
     assert dry.returncode == 0, dry.stderr
-    assert "Steps:\n  1. remove numbercall (line 5, record ir_cron_legacy), doall (line 6" \
+    assert "Steps:\n  1. remove numbercall (line %d, record ir_cron_legacy), doall (line %d" \
+        % (NUMBERCALL_LINE, DOALL_LINE) \
         in dry.stdout
     assert '-        <field name="numbercall">-1</field>' in dry.stdout
     assert re.search(r"^run [0-9a-f]{12}: planned$", dry.stdout, re.M)
