@@ -86,13 +86,19 @@ def _exit_codes_paragraph(parser) -> str:
     return ""
 
 
+def builtin_host_actions():
+    """The host actions engine/actions/ ships, by name (not those a test registers)."""
+    return {name: a for name, a in actions().items()
+            if a.runs_on == "host" and type(a).__module__.startswith("engine.actions.")}
+
+
 def sections() -> dict[str, str]:
     """Every generated section, by name, without its markers."""
     parser = build_parser(["fix"])
     commands = _subparsers(parser)
     out = {"exit-codes": "\n".join(["| code | meaning |", "| --- | --- |"] + [
         f"| {code} | {_cell(meaning)} |" for code, meaning in EXIT_CODES])}
-    host_actions = {name: a for name, a in actions().items() if a.runs_on == "host"}
+    host_actions = builtin_host_actions()
     action_parsers = _subparsers(commands["fix"])
     own = {name: {p.name for p in a.params} | {f"{p.name}__arg" for p in a.params
                                                  if p.kind == "argv"}
