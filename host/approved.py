@@ -31,6 +31,7 @@ import uuid
 from datetime import datetime, timezone
 
 from engine.errors import EngineError
+from host import config as cfg
 
 #: Actions that touch files: they need this host's roots.
 FILE_ACTIONS = ("remove_deprecated_cron_fields", "fix_permissions", "restore_config")
@@ -51,8 +52,6 @@ class HostParams:
     @classmethod
     def from_config(cls, config, roots=(), versions_dir=""):
         """From the watchdog's TOML config (:mod:`host.config`), plus the command line's."""
-        from host import config as cfg
-
         restart = {}
         for service in ("odoo", "postgresql"):
             table = config[service]["restart"]

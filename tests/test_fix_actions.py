@@ -14,25 +14,15 @@ import uuid
 from odoo.modules.module import get_module_path
 from odoo.tests import tagged
 
+from ..tools.samples import CRON_XML
 from .test_fix_run import FixRunCase
 
 ASSET_DOMAIN = [("url", "=like", "/web/assets/%"), ("res_model", "=", "ir.ui.view"),
                 ("public", "=", True)]
 BACKEND = ["web.assets_backend.min.css", "web.assets_backend.min.js"]
 
-LEGACY_CRON = b"""<?xml version="1.0" encoding="utf-8"?>
-<odoo>
-    <!-- Written for Odoo 16 -->
-    <record id="ir_cron_legacy" model="ir.cron">
-        <field name="name">Legacy job</field>
-        <field name="model_id" ref="base.model_res_partner"/>
-        <field name="state">code</field>
-        <field name="code">model.search([], limit=1)</field>
-        <field name="numbercall">-1</field>
-        <field name="doall" eval="False"/>
-    </record>
-</odoo>
-"""
+#: The legacy cron module's file (tools/samples.py), with a comment the fix must keep.
+LEGACY_CRON = CRON_XML.replace(b"<odoo>\n", b"<odoo>\n    <!-- Written for Odoo 16 -->\n")
 
 
 @tagged("post_install", "-at_install")

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import textwrap
 
 import pytest
 
@@ -13,38 +12,26 @@ from engine.actions.runner import execute, rollback_run
 from engine.actions.store import RunStore
 from engine.audit import AuditLog
 from engine.fsutil import sha256_bytes
+from tools import samples
 
 ACTION = "remove_deprecated_cron_fields"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(REPO, "tests", "samples", "real", "odoo18-numbercall-startup-failure.log")
 IS_ROOT = os.geteuid() == 0
 
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <!-- legacy cron, written for Odoo 16 -->
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="interval_type">days</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-        <record id="not_a_cron" model="res.partner">
-            <field name="numbercall">kept: not an ir.cron record</field>
-        </record>
-    </odoo>
-    """).encode()
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"",
-)
+#: The legacy module's cron file, plus the same field name on another model (kept).
+CRON_XML = samples.CRON_XML.replace(b"</odoo>", b"""\
+    <record id="not_a_cron" model="res.partner">
+        <field name="numbercall">kept: not an ir.cron record</field>
+    </record>
+</odoo>""")
+CRON_XML_FIXED = CRON_XML.replace(samples.DEPRECATED_FIELDS, b"")
+NUMBERCALL, DOALL = samples.NUMBERCALL_LINE, samples.DOALL_LINE
 
 
 @pytest.fixture
 def module(tmp_path):
-    folder = tmp_path / "addons" / "legacy_cron"
-    (folder / "data").mkdir(parents=True)
-    (folder / "__manifest__.py").write_text("{'name': 'Legacy', 'data': ['data/cron.xml']}\n")
+    folder = samples.legacy_cron_module(tmp_path / "addons")
     cron = folder / "data" / "cron.xml"
     cron.write_bytes(CRON_XML)
     os.chmod(cron, 0o604)
@@ -81,8 +68,8 @@ def test_plan_apply_verify_noop_rollback(module, context, tmp_path):
     assert '-        <field name="numbercall">-1</field>\n' in plan["diff"]
     assert '-        <field name="doall" eval="False"/>\n' in plan["diff"]
     assert plan["details"]["unchanged"] == [str(module / "data" / "views.xml")]
-    assert plan["steps"][0].startswith("remove numbercall (line 7, record ir_cron_legacy), "
-                                       "doall (line 8")
+    assert plan["steps"][0].startswith(f"remove numbercall (line {NUMBERCALL}, record "
+                                       f"ir_cron_legacy), doall (line {DOALL}")
 
     # 2.+3. apply and verify
     store = RunStore(str(tmp_path / "runs"))
@@ -201,7 +188,7 @@ def test_verify_measures_the_file(module, context):
     plan = action.plan(context, {"paths": [str(module)]})
     ok, detail = action.verify(context, plan)  # not applied yet: the fields are there
     assert not ok
-    assert "still sets numbercall (line 7), doall (line 8)" in detail
+    assert f"still sets numbercall (line {NUMBERCALL}), doall (line {DOALL})" in detail
     assert sha256_bytes((module / "data" / "cron.xml").read_bytes()) == \
         plan.details["files"][0]["sha256_before"]
 

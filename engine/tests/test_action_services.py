@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import sys
-import textwrap
 import time
 
 import pytest
@@ -21,6 +20,7 @@ from engine.actions.runner import execute, rollback_run
 from engine.audit import AuditLog
 from engine.budget import BudgetPolicy
 from engine.health import check_postgres
+from tools import fake_odoo
 from tools.testing import start_private_cluster
 
 ACTION = "restart_service"
@@ -139,44 +139,22 @@ def _free_port():
         return s.getsockname()[1]
 
 
-# A stand-in for an Odoo server that a restart command starts in the
-# background: it waits a little (Odoo loads its registry), then answers.
-SLOW_ODOO = textwrap.dedent("""
-    import json, os, sys, time
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    port, pidfile = int(sys.argv[1]), sys.argv[2]
-    if os.fork():
-        sys.exit(0)               # the restart command returns at once
-    os.setsid()
-    with open(pidfile, "w") as fh:
-        fh.write(str(os.getpid()))
-    time.sleep(1.5)
-    class H(BaseHTTPRequestHandler):
-        def do_GET(self):
-            data = json.dumps({"status": "pass"}).encode()
-            self.send_response(200 if self.path.startswith("/web/health") else 404)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        def log_message(self, *a):
-            pass
-    HTTPServer(("127.0.0.1", port), H).serve_forever()
-""")
+# A stand-in for an Odoo server that a restart command starts in the background
+# (tools/fake_odoo.py --daemon): it waits a little (Odoo loads its registry), then answers.
 
 
 def test_odoo_restart_by_command_is_polled_until_it_answers(tmp_path, context):
     port = _free_port()
-    script = tmp_path / "slow_odoo.py"
-    script.write_text(SLOW_ODOO)
     pidfile = tmp_path / "odoo.pid"
     url = f"http://127.0.0.1:{port}"
-    params = {"service": "odoo", "via": "command",
-              "command": json.dumps([sys.executable, str(script), str(port), str(pidfile)]),
+    command = [sys.executable, fake_odoo.SCRIPT, "--daemon", "--port", str(port), "--pidfile",
+               str(pidfile), "--mode", "silent:1.5"]
+    params = {"service": "odoo", "via": "command", "command": json.dumps(command),
               "url": url, "timeout": 30}
     try:
         planned = execute(ACTION, context, params, dry_run=True)
         assert planned.plan["steps"][0].startswith("now: odoo probe critical")
-        assert f"run: {sys.executable} {script} {port} {pidfile}" in planned.plan["steps"]
+        assert "run: " + " ".join(command) in planned.plan["steps"]
         record = execute(ACTION, context, params)
         assert record.state == "done", record.error
         assert "HTTP 200" in record.output

@@ -3,48 +3,16 @@ import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
 from engine import health
 from engine.health import CRITICAL, OK, WARNING
+from tools import fake_odoo
 
-# A stand-in for Odoo's /web/health, in its own process: answers like Odoo 18
-# (200 {"status": "pass"}; with db_server_status=1, 500 when the database is
-# down, 200 {"status": "pass", "db_server_status": true} when it is up).
-HEALTH_SERVER = textwrap.dedent("""
-    import json, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    DB_UP = sys.argv[1] == "db-up"
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/web/health":
-                code, body = 200, {"status": "pass"}
-            elif self.path == "/web/health?db_server_status=1":
-                if DB_UP:
-                    code, body = 200, {"status": "pass", "db_server_status": True}
-                else:
-                    code, body = 500, {"status": "fail", "db_server_status": False}
-            else:
-                code, body = 404, {}
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-""")
+# Odoo's /web/health in its own process (tools/fake_odoo.py): 200 {"status": "pass"};
+# with db_server_status=1, 500 when the database is down, 200 when it is up.
 
 
 @pytest.fixture
@@ -52,12 +20,9 @@ def health_server(request):
     procs = []
 
     def start(mode):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", HEALTH_SERVER, mode], stdout=subprocess.PIPE, text=True
-        )
+        proc, url = fake_odoo.start("--db-status", mode.removeprefix("db-"))
         procs.append(proc)
-        port = int(proc.stdout.readline())
-        return "http://127.0.0.1:%d" % port
+        return url
 
     yield start
     for proc in procs:

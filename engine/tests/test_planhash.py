@@ -5,7 +5,6 @@ changed since it was approved stops as stale and leaves the file as it is."""
 
 import json
 import os
-import textwrap
 
 import pytest
 
@@ -13,21 +12,9 @@ from engine.actions import Context
 from engine.actions.runner import execute
 from engine.audit import AuditLog
 from engine.planhash import content_diff, plan_hash
+from tools.samples import CRON_XML
 
 ACTION = "remove_deprecated_cron_fields"
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="interval_type">days</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-
-
 @pytest.fixture
 def cron(tmp_path):
     path = tmp_path / "addons" / "legacy" / "data" / "cron.xml"

@@ -7,7 +7,6 @@ skip (:data:`needs_real_odoo`). The password reaches Odoo through
 """
 
 import os
-import textwrap
 import time
 import urllib.request
 
@@ -24,27 +23,6 @@ needs_real_odoo = pytest.mark.skipif(
     reason="needs a real Odoo 18 (ODOO_BIN) and PostgreSQL (AUTO_HEAL_PGHOST); "
     "`make test` sets both",
 )
-
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <!-- Written for Odoo 16: numbercall and doall are gone in Odoo 18. -->
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="model_id" ref="base.model_res_partner"/>
-            <field name="state">code</field>
-            <field name="code">model.search([], limit=1)</field>
-            <field name="interval_number">1</field>
-            <field name="interval_type">days</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"")
 
 
 def pg():

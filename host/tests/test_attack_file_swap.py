@@ -19,6 +19,7 @@ import tempfile
 
 import pytest
 
+from tools import samples
 from tools.testing import Unprivileged, count_opens, swap_for_symlink_after_opens
 
 from .watchdog_helpers import BIN, REPO
@@ -29,14 +30,9 @@ NOBODY = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
 VICTIM_BYTES = b"root:$6$secret-hash:19000:0:99999:7:::\n"
 
 #: A big cron XML, so that root's parse between two opens outlasts the attacker's swap.
-CRON_XML = (b'<?xml version="1.0" encoding="utf-8"?>\n<odoo>\n'
-            b'    <record id="ir_cron_legacy" model="ir.cron">\n'
-            b'        <field name="name">Legacy job</field>\n'
-            b'        <field name="numbercall">-1</field>\n'
-            b'        <field name="doall" eval="False"/>\n    </record>\n'
-            + b"".join(b'    <record id="p%d" model="res.partner"><field name="name">P %d'
-                       b'</field></record>\n' % (n, n) for n in range(40000))
-            + b"</odoo>\n")
+CRON_XML = samples.CRON_XML.replace(
+    b"</odoo>", b"".join(b'    <record id="p%d" model="res.partner"><field name="name">P %d'
+                         b'</field></record>\n' % (n, n) for n in range(40000)) + b"</odoo>")
 
 
 @pytest.fixture

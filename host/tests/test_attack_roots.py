@@ -15,15 +15,12 @@ import os
 import pwd
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
+from host.tests.conftest import run_auto_heal
 from tools.testing import run_as
-
-from .watchdog_helpers import BIN
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the attack needs root and nobody")
 NOBODY = pwd.getpwnam("nobody") if os.geteuid() == 0 else None
@@ -38,9 +35,7 @@ def base():
 
 
 def fix(*args, home):
-    env = dict(os.environ, AUTO_HEAL_HOME=str(home))
-    return subprocess.run([sys.executable, BIN, "fix", "fix_permissions", *map(str, args)],
-                          capture_output=True, text=True, timeout=180, env=env)
+    return run_auto_heal(["fix", "fix_permissions", *args], home)
 
 
 def _planned(result):

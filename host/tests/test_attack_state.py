@@ -20,9 +20,10 @@ import time
 
 import pytest
 
+from host.tests.conftest import run_auto_heal
 from tools.testing import run_as
 
-from .watchdog_helpers import BIN, FakeOdoo, MonitorProcess, base_config, wait_for, write_config
+from .watchdog_helpers import BIN, MonitorProcess, base_config, wait_for, write_config
 
 IS_ROOT = os.geteuid() == 0
 RECORD = (b"2026-11-29 14:%02d:%02d,%03d 4242 ERROR prod odoo.sql_db: bad query: UPDATE t SET "
@@ -30,8 +31,7 @@ RECORD = (b"2026-11-29 14:%02d:%02d,%03d 4242 ERROR prod odoo.sql_db: bad query:
 
 
 def detect(*args, timeout=300, env=None):
-    return subprocess.run([sys.executable, BIN, "detect", *map(str, args)],
-                          capture_output=True, timeout=timeout, env=env)
+    return run_auto_heal(["detect", *args], env=env, timeout=timeout, text=False)
 
 
 def write_records(path, count, start=0):
@@ -141,13 +141,6 @@ def test_json_stays_valid_utf8_and_text_never_drives_the_terminal(tmp_path):
 
 
 # -- the monitor -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeOdoo(tmp_path / "odoo")
-    yield server
-    server.cleanup()
 
 
 def _monitor(tmp_path, fake, **extra):

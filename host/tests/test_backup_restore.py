@@ -5,11 +5,10 @@ import json
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
-from host.tests.watchdog_helpers import BIN
+from host.tests.conftest import run_auto_heal as run
 from tools.testing import start_private_cluster
 
 
@@ -22,12 +21,6 @@ def pg():
                  superuser=False)
     yield cluster
     cluster.stop()
-
-
-def run(args, home, env=None):
-    env = dict(env or os.environ, AUTO_HEAL_HOME=str(home))
-    return subprocess.run([sys.executable, BIN, *args], capture_output=True, text=True,
-                          timeout=300, env=env)
 
 
 def test_backup_db_dumps_lists_and_keeps_n(pg, tmp_path):

@@ -9,40 +9,19 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
 import pytest
 
+from host.tests.conftest import BIN
+from host.tests.conftest import run_auto_heal as run
+from tools import fake_odoo
+from tools.samples import CRON_XML, CRON_XML_FIXED, NUMBERCALL_LINE
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, "bin", "auto-heal")
 SAMPLE = os.path.join(REPO, "tests", "samples", "real", "odoo18-numbercall-startup-failure.log")
 IS_ROOT = os.geteuid() == 0
-
-
-@pytest.fixture
-def home(tmp_path):
-    """AUTO_HEAL_HOME for the CLI: backups and the audit log land here."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-def run(args, home=None, cwd=None, timeout=60, **kwargs):
-    env = dict(os.environ)
-    env.pop("AUTO_HEAL_DEBUG", None)
-    if home is not None:
-        env["AUTO_HEAL_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, BIN] + [str(a) for a in args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        **kwargs,
-    )
 
 
 def assert_one_line_error(result):
@@ -407,24 +386,6 @@ def test_detect_follow_stops_on_sigterm(tmp_path):
 # --------------------------------------------------------------------------
 # fix-cron
 
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <!-- legacy cron, written for Odoo 16 -->
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="interval_type">days</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"",
-)
-
-
 @pytest.fixture
 def addons(tmp_path):
     root = tmp_path / "addons"
@@ -462,7 +423,7 @@ def test_fix_cron_writes_backs_up_audits_and_is_idempotent(addons, home):
     assert result.returncode == 0, result.stderr
     assert cron.read_bytes() == CRON_XML_FIXED
     assert oct(cron.stat().st_mode & 0o777) == "0o640"
-    assert "fixed %s: removed numbercall (line 7" % cron in result.stdout
+    assert "fixed %s: removed numbercall (line %d" % (cron, NUMBERCALL_LINE) in result.stdout
     # the untouched module stays untouched
     assert (addons / "other" / "data" / "cron.xml").read_bytes() == CRON_XML
     # backup: exact original bytes, with a sidecar
@@ -579,42 +540,14 @@ def test_fix_cron_from_log_naming_a_missing_file(tmp_path, home):
 # --------------------------------------------------------------------------
 # health
 
-HEALTH_SERVER = textwrap.dedent("""
-    import json, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    DB_UP = sys.argv[1] == "db-up"
-    class H(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/web/health":
-                code, body = 200, {"status": "pass"}
-            elif self.path == "/web/health?db_server_status=1":
-                code, body = (200, {"status": "pass", "db_server_status": True}) if DB_UP else (
-                    500, {"status": "fail", "db_server_status": False})
-            else:
-                code, body = 404, {}
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        def log_message(self, *a):
-            pass
-    s = HTTPServer(("127.0.0.1", 0), H)
-    print(s.server_address[1], flush=True)
-    s.serve_forever()
-""")
-
-
 @pytest.fixture
 def odoo_stub():
     procs = []
 
     def start(mode):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", HEALTH_SERVER, mode], stdout=subprocess.PIPE, text=True
-        )
+        proc, url = fake_odoo.start("--db-status", mode.removeprefix("db-"))
         procs.append(proc)
-        return "http://127.0.0.1:%s" % proc.stdout.readline().strip()
+        return url
 
     yield start
     for proc in procs:

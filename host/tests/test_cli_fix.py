@@ -12,24 +12,23 @@ import stat
 import subprocess
 import sys
 import tempfile
-import textwrap
 
 import pytest
 
+from engine.actions import actions
+from host.tests.conftest import BIN
+from host.tests.conftest import run_auto_heal as run
+from tools.samples import (
+    CRON_XML,
+    CRON_XML_FIXED,
+    DOALL_LINE,
+    NUMBERCALL_LINE,
+    legacy_cron_module,
+)
 from tools.testing import run_as, start_private_cluster
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, "bin", "auto-heal")
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="changing owners needs root")
-
-
-def run(args, home, timeout=180):
-    env = dict(os.environ)
-    env.pop("AUTO_HEAL_DEBUG", None)
-    env["AUTO_HEAL_HOME"] = str(home)
-    return subprocess.run([sys.executable, BIN] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
 
 
 def run_id_of(result):
@@ -57,13 +56,6 @@ def snapshot(root):
         for name in dirnames + filenames:
             found[os.path.join(dirpath, name)] = meta(os.path.join(dirpath, name))
     return found
-
-
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
 
 
 # --------------------------------------------------------------------------
@@ -178,27 +170,9 @@ def test_bad_input_messages(tmp_path, home):
 # --------------------------------------------------------------------------
 # scenario 1: deprecated cron fields, through `fix` and through `fix-cron`
 
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"")
-
-
 def _module(parent):
-    folder = parent / "legacy_cron"
-    (folder / "data").mkdir(parents=True)
-    (folder / "__manifest__.py").write_text("{'name': 'Legacy cron'}\n")
+    folder = legacy_cron_module(parent)
     cron = folder / "data" / "cron.xml"
-    cron.write_bytes(CRON_XML)
     os.chmod(cron, 0o640)
     if IS_ROOT:
         os.chown(cron, 65534, 65534)
@@ -212,7 +186,8 @@ def test_cron_fix_and_fix_cron_same_result_noop_and_rollback(tmp_path, home):
 
     dry = run(["fix", "remove_deprecated_cron_fields", "--path", a_module, "--dry-run"], home)
     assert dry.returncode == 0, dry.stderr
-    assert "Steps:\n  1. remove numbercall (line 5, record ir_cron_legacy), doall (line 6" \
+    assert "Steps:\n  1. remove numbercall (line %d, record ir_cron_legacy), doall (line %d" \
+        % (NUMBERCALL_LINE, DOALL_LINE) \
         in dry.stdout
     assert '-        <field name="numbercall">-1</field>' in dry.stdout
     assert re.search(r"^run [0-9a-f]{12}: planned$", dry.stdout, re.M)
@@ -466,3 +441,19 @@ def test_restore_config_from_a_backup_version(tmp_path, home):
     assert back.returncode == 0, back.stderr
     assert conf.read_bytes() == broken
     assert meta(conf)[0] == 0o644
+
+
+def test_fix_action_help_shows_only_that_actions_options():
+    """``fix ACTION --help`` lists the options ACTION declares (engine/actions/params.py)
+    and none that only another action declares."""
+    host = {name: a for name, a in actions().items()
+            if a.runs_on == "host" and type(a).__module__.startswith("engine.actions.")}
+    declared = {name: {p.option for p in a.params} for name, a in host.items()}
+    for name in host:
+        result = subprocess.run([sys.executable, BIN, "fix", name, "--help"],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        shown = set(re.findall(r"^\s+(--[a-z][a-z-]*)", result.stdout, re.M))
+        assert declared[name] <= shown, name
+        others = set().union(*(d for n, d in declared.items() if n != name)) - declared[name]
+        assert not shown & others, (name, shown & others)

@@ -37,7 +37,6 @@ from host.tests.real_odoo import (
 )
 from host.tests.watchdog_helpers import (
     BIN,
-    FakeOdoo,
     base_config,
     free_port,
     merge,
@@ -61,11 +60,10 @@ def cluster():
 
 
 @pytest.fixture
-def fake(tmp_path):
-    server = FakeOdoo(tmp_path / "odoo")
-    server.start()
-    yield server
-    server.cleanup()
+def fake(fake):
+    """conftest's fake Odoo, started."""
+    fake.start()
+    return fake
 
 
 def backup(cluster, dest, home):

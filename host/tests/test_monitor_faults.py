@@ -22,7 +22,6 @@ import pytest
 from host.tests.watchdog_helpers import (
     BIN,
     FakeOdoo,
-    MonitorProcess,
     alive,
     base_config,
     record_time,
@@ -30,28 +29,8 @@ from host.tests.watchdog_helpers import (
     wait_for,
     write_config,
 )
+from tools import fake_odoo
 from tools.testing import start_private_cluster
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeOdoo(tmp_path / "odoo")
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture
-def monitors():
-    started = []
-
-    def start(config_path, state_dir, *args):
-        monitor = MonitorProcess(config_path, state_dir, args)
-        started.append(monitor)
-        return monitor
-
-    yield start
-    for monitor in started:
-        monitor.stop()
 
 
 def healthy_in_state(wd):
@@ -361,8 +340,7 @@ def test_watchdog_sigkill_keeps_state_and_hands_over_nothing_twice(tmp_path, fak
     rpc_state.write_text(json.dumps({"db": "prod", "login": "watchdog", "key": "k" * 40,
                                      "uid": 7, "runs": [], "handover_delay": 4,
                                      "patterns": edited}))
-    rpc = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
-                                                         "fake_odoo_rpc.py"), str(rpc_state)],
+    rpc = subprocess.Popen([sys.executable, fake_odoo.SCRIPT, "--rpc", str(rpc_state)],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                            start_new_session=True)  # a killed client: BrokenPipe noise
     try:

@@ -15,33 +15,12 @@ from host.sdnotify import Notifier
 from host.tests.watchdog_helpers import (
     BIN,
     FakeOdoo,
-    MonitorProcess,
     base_config,
     spool_entries,
     wait_for,
     write_config,
 )
-
-
-@pytest.fixture
-def fake(tmp_path):
-    server = FakeOdoo(tmp_path / "odoo")
-    yield server
-    server.cleanup()
-
-
-@pytest.fixture
-def monitors():
-    started = []
-
-    def start(config_path, state_dir, *args, env=None):
-        monitor = MonitorProcess(config_path, state_dir, args, env=env)
-        started.append(monitor)
-        return monitor
-
-    yield start
-    for monitor in started:
-        monitor.stop()
+from tools.samples import CRON_XML
 
 
 def test_a_slow_start_whose_log_grows_is_not_killed(tmp_path, fake, monitors):
@@ -213,20 +192,6 @@ def test_the_example_config_loads_and_documents_every_key():
         assert section in text, section
         assert f"\n{key[-1]} =" in text or f"\n# {key[-1]} =" in text, key
     assert config["odoo"]["restart"]["via"] == "systemd"
-
-
-CRON_XML = b"""<?xml version="1.0" encoding="utf-8"?>
-<odoo>
-    <record id="ir_cron_legacy" model="ir.cron">
-        <field name="name">Legacy job</field>
-        <field name="model_id" ref="base.model_res_partner"/>
-        <field name="state">code</field>
-        <field name="code">model.search([], limit=1)</field>
-        <field name="numbercall">-1</field>
-        <field name="doall" eval="False"/>
-    </record>
-</odoo>
-"""
 
 
 @pytest.mark.parametrize("allowed", [True, False])

@@ -1,47 +1,28 @@
 """run-approved and host/rpc.py against a real HTTP server process speaking
-Odoo's JSON-RPC contract (host/tests/fake_odoo_rpc.py). The real Odoo 18
+Odoo's JSON-RPC contract (tools/fake_odoo.py --rpc). The real Odoo 18
 end to end is test_run_approved_odoo.py."""
 
 import json
 import os
 import pwd
 import socket
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from host.rpc import OdooRPC, RPCError
+from host.tests.conftest import run_auto_heal
+from tools.fake_odoo import start as start_fake_odoo
+from tools.samples import CRON_XML, CRON_XML_FIXED, legacy_cron_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, "bin", "auto-heal")
-FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_odoo_rpc.py")
 KEY = "9f2c1e7d5b3a48a6b0c4e1f2a3b4c5d6e7f8a9b0"
-
-CRON_XML = textwrap.dedent("""\
-    <?xml version="1.0" encoding="utf-8"?>
-    <odoo>
-        <record id="ir_cron_legacy" model="ir.cron">
-            <field name="name">Legacy job</field>
-            <field name="numbercall">-1</field>
-            <field name="doall" eval="False"/>
-        </record>
-    </odoo>
-    """).encode()
-CRON_XML_FIXED = CRON_XML.replace(
-    b'        <field name="numbercall">-1</field>\n        <field name="doall" eval="False"/>\n',
-    b"")
-
 
 class FakeOdoo:
     def __init__(self, tmp_path, runs=(), mode="ok"):
         self.state_path = tmp_path / "fake_odoo_state.json"
         self.write({"db": "prod", "login": "watchdog", "key": KEY, "uid": 7, "mode": mode,
                     "runs": list(runs)})
-        self.proc = subprocess.Popen([sys.executable, FAKE, str(self.state_path)],
-                                     stdout=subprocess.PIPE, text=True)
-        self.url = "http://127.0.0.1:%s" % self.proc.stdout.readline().strip()
+        self.proc, self.url = start_fake_odoo("--rpc", self.state_path)
 
     def write(self, state):
         self.state_path.write_text(json.dumps(state))
@@ -73,22 +54,12 @@ def fake_odoo(tmp_path):
         server.stop()
 
 
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
 def run(args, home, key=KEY, timeout=120):
-    env = dict(os.environ)
-    env.pop("AUTO_HEAL_DEBUG", None)
-    env["AUTO_HEAL_HOME"] = str(home)
-    env.pop("AUTO_HEAL_API_KEY", None)
+    """``bin/auto-heal`` with *key* as $AUTO_HEAL_API_KEY (None: none)."""
+    env = {k: v for k, v in os.environ.items() if k != "AUTO_HEAL_API_KEY"}
     if key is not None:
         env["AUTO_HEAL_API_KEY"] = key
-    return subprocess.run([sys.executable, BIN] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return run_auto_heal(args, home, env=env, timeout=timeout)
 
 
 def _free_port():
@@ -161,9 +132,7 @@ def test_client_unreachable_and_timeout():
 @pytest.fixture
 def addons(tmp_path):
     root = tmp_path / "addons"
-    (root / "legacy_cron" / "data").mkdir(parents=True)
-    cron = root / "legacy_cron" / "data" / "cron.xml"
-    cron.write_bytes(CRON_XML)
+    legacy_cron_module(root)
     return root
 
 
@@ -456,8 +425,9 @@ def test_run_approved_plans_only_then_refuses_a_plan_that_changed_here(fake_odoo
     assert record["plan"]["diff"].count("\n-") == 2
     approved_plan = record["plan_hash"]
 
-    changed = CRON_XML.replace(b"Legacy job", b"Legacy job, renamed")
-    cron.write_bytes(changed)  # after the approval, before the run
+    # edited after the approval, before the run (next to the fields: inside the diff)
+    changed = CRON_XML.replace(b"days</field>", b"days</field> <!-- renamed -->")
+    cron.write_bytes(changed)
     state = server.state()
     state["runs"] = [_claim_run(cron, host_plan_hash=approved_plan, target_host="web1")]
     server.write(state)

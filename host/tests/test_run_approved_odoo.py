@@ -24,9 +24,8 @@ import subprocess
 import sys
 import textwrap
 
+from host.tests.conftest import BIN
 from host.tests.real_odoo import (
-    CRON_XML,
-    CRON_XML_FIXED,
     ODOO_BIN,
     ODOO_TIMEOUT,
     addons_path,
@@ -38,9 +37,7 @@ from host.tests.real_odoo import (
     tail,
     wait_for_health,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, "bin", "auto-heal")
+from tools.samples import CRON_XML_FIXED, legacy_cron_module
 
 pytestmark = needs_real_odoo
 
@@ -84,11 +81,8 @@ SETUP = textwrap.dedent("""
 def test_run_approved_against_real_odoo(tmp_path, dbname):
     addons = addons_path(tmp_path)
     data_dir = tmp_path / "odoo-data"
-    module = tmp_path / "custom" / "legacy_cron"
-    (module / "data").mkdir(parents=True)
-    (module / "__manifest__.py").write_text("{'name': 'Legacy cron', 'depends': ['base']}\n")
+    module = legacy_cron_module(tmp_path / "custom")
     xml_file = module / "data" / "cron.xml"
-    xml_file.write_bytes(CRON_XML)
 
     # 1. install auto_heal on a fresh database
     install_log = tmp_path / "install.log"

@@ -14,12 +14,12 @@ PostgreSQL DSN whose quoted password the probe fails with).
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-from host.tests.watchdog_helpers import BIN, free_port, write_config
+from host.tests.conftest import run_auto_heal
+from host.tests.watchdog_helpers import free_port, write_config
 from tools.secret_forms import CATCH_ALL, FORM_NAMES, FORMS, leaks, log_text
 
 #: The catch-all pattern of a careless Manager: it captures the rest of the line as a
@@ -56,10 +56,8 @@ def _config(root, log, patterns, hook_out):
     }
 
 
-def _run(args, timeout=120):
-    result = subprocess.run([sys.executable, BIN, *args], capture_output=True, text=True,
-                            timeout=timeout, env=dict(os.environ, AUTO_HEAL_HOME="/nonexistent"))
-    return result
+def _run(args):
+    return run_auto_heal(args, home="/nonexistent")
 
 
 def _read(path):

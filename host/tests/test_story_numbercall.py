@@ -21,9 +21,8 @@ import subprocess
 import sys
 import textwrap
 
+from host.tests.conftest import BIN
 from host.tests.real_odoo import (
-    CRON_XML,
-    CRON_XML_FIXED,
     ODOO_BIN,
     ODOO_TIMEOUT,
     addons_path,
@@ -33,9 +32,7 @@ from host.tests.real_odoo import (
     odoo_env,
     pg,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(REPO, "bin", "auto-heal")
+from tools.samples import CRON_RECORD_LINE, CRON_XML, CRON_XML_FIXED, legacy_cron_module
 
 pytestmark = needs_real_odoo
 
@@ -75,12 +72,9 @@ def _install(tmp_path, addons, dbname, logfile, data_dir):
 
 def test_numbercall_story(tmp_path, dbname):
     addons = tmp_path / "addons"
-    module = addons / "legacy_cron"
-    (module / "data").mkdir(parents=True)
-    (module / "__init__.py").write_text("")
-    (module / "__manifest__.py").write_text(MANIFEST)
+    module = legacy_cron_module(addons)
+    (module / "__manifest__.py").write_text(MANIFEST)  # the legacy module, with a params file
     cron_xml = module / "data" / "cron.xml"
-    cron_xml.write_bytes(CRON_XML)
     params_xml = module / "data" / "params.xml"
     params_xml.write_bytes(PARAMS_XML)
     data_dir = tmp_path / "odoo-data"
@@ -110,7 +104,7 @@ def test_numbercall_story(tmp_path, dbname):
         i for i in json.loads(detect.stdout)["incidents"] if i["pattern"] == "cron_field_deprecated"
     ]
     assert cron and cron[0]["captures"]["xml_file"] == str(cron_xml), cron
-    assert cron[0]["captures"]["xml_line"] == "4"
+    assert cron[0]["captures"]["xml_line"] == str(CRON_RECORD_LINE)
 
     # 2. fix-cron --from-log fixes exactly that file, both fields at once
     env = dict(os.environ, AUTO_HEAL_HOME=str(home))

@@ -10,10 +10,12 @@ import sys
 import time
 import urllib.request
 
+from tools import fake_odoo
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.join(REPO, "bin", "auto-heal")
-FAKE = os.path.join(HERE, "fake_odoo.py")
+FAKE = fake_odoo.SCRIPT
 TIMES = os.path.join(REPO, ".tmp", "fault-times.json")
 
 
@@ -97,7 +99,7 @@ def merge(base, extra):
 
 
 class FakeOdoo:
-    """The fake Odoo server of fake_odoo.py, started like a service (--daemon)."""
+    """The fake Odoo server of tools/fake_odoo.py, started like a service (--daemon)."""
 
     def __init__(self, folder, dsn=None, config=None):
         self.folder = str(folder)
