@@ -14,6 +14,10 @@ SERVICES = ("odoo", "postgresql")
 HANDOVER_MODEL = "auto_heal.handover"
 #: How often the patterns are pulled from Odoo while it answers (seconds).
 PATTERNS_REFRESH = 600.0
+#: How often the host fix runs approved in Odoo are claimed while it answers (seconds).
+APPROVED_POLL = 30.0
+#: The fix-run model whose watchdog_claim and watchdog_report the hand-over calls.
+FIX_RUN_MODEL = "auto_heal.fix.run"
 #: After this many failed cycles in a row the watchdog exits (systemd restarts it).
 MAX_FAILED_CYCLES = 10
 #: Spool entry kinds.

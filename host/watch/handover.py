@@ -1,6 +1,8 @@
 """The hand-over: the spool sent to Odoo (auto_heal.handover) when it answers, in a worker
-thread, and the patterns pulled from Odoo. A part of :class:`host.monitor.Monitor`,
-whose docstring draws the cycle.
+thread, the patterns pulled from Odoo, and (``[handover] run_approved``) the host fix
+runs approved in Odoo for this host claimed, run here and reported back, as
+``bin/auto-heal run-approved`` does (host/approved.py: data from Odoo, power from this
+host). A part of :class:`host.monitor.Monitor`, whose docstring draws the cycle.
 """
 
 import json
@@ -12,9 +14,12 @@ from engine.watchdog import (
     OK,
 )
 from host import config as cfg
+from host.approved import HostParams, run_claim
 from host.rpc import OdooRPC, read_api_key
 
 from .common import (
+    APPROVED_POLL,
+    FIX_RUN_MODEL,
     HANDOVER_MODEL,
     LOG,
     PATTERNS_REFRESH,
@@ -51,9 +56,16 @@ class HandoverMixin:
         refresh = now - self.wd.get("patterns_pulled", 0) >= PATTERNS_REFRESH
         if refresh:
             self.wd["patterns_pulled"] = now
-        result = self._handover_job(refresh, now)
+        claims = self._claims_due(now)
+        if claims:
+            self.wd["approved_polled"] = now
+        result = self._handover_job(refresh, now, claims)
         self._apply_handover(result, now)
         return result["sent"]
+
+    def _claims_due(self, now):
+        return bool(self.config["handover"]["run_approved"]) and \
+            now - self.wd.get("approved_polled", 0) >= APPROVED_POLL
 
     def handover_async(self, now):
         """Start a hand-over in a thread: a slow or hanging Odoo never stops the probes.
@@ -66,13 +78,16 @@ class HandoverMixin:
         if self._worker is not None or not self._handover_due(now, False):
             return False
         refresh = now - self.wd.get("patterns_pulled", 0) >= PATTERNS_REFRESH
-        if not refresh and not self.spool.pending(limit=1):
+        claims = self._claims_due(now)
+        if not refresh and not claims and not self.spool.pending(limit=1):
             return False
         if refresh:
             self.wd["patterns_pulled"] = now
+        if claims:
+            self.wd["approved_polled"] = now
 
         def job():
-            self._worker_result = self._handover_job(refresh, now)
+            self._worker_result = self._handover_job(refresh, now, claims)
 
         self._worker_result = None
         self._worker = threading.Thread(target=job, name="handover", daemon=True)
@@ -91,10 +106,11 @@ class HandoverMixin:
             self._apply_handover(self._worker_result, now)
             self._worker_result = None
 
-    def _handover_job(self, refresh, now):
-        """Talk to Odoo: pull the patterns if due, send the spool in batches, acknowledge."""
+    def _handover_job(self, refresh, now, claims=False):
+        """Talk to Odoo: pull the patterns if due, send the spool in batches, acknowledge,
+        then run the approved host fix runs if due (*claims*)."""
         conf = self.config["handover"]
-        result = {"sent": 0, "stored": 0, "ignored": 0, "error": ""}
+        result = {"sent": 0, "stored": 0, "ignored": 0, "approved": {}, "error": ""}
         try:
             client = self.client()
             if refresh:
@@ -119,14 +135,52 @@ class HandoverMixin:
                 LOG.info("hand-over: %d entr(y/ies) to Odoo (%d stored, %d it already had)",
                          len(entries), len(stored), len(ignored))
                 pending = self.spool.pending(limit=conf["batch"])
+            if claims:
+                result["approved"] = self.run_approved(client)
         except (EngineError, OSError) as exc:
             result["error"] = str(exc)
         return result
+
+    def run_approved(self, client):
+        """Claim this host's approved fix runs, run each here, report each back.
+
+        What Odoo gives is data (which run, which file inside this host's roots,
+        which service); this host's parameters come from its own config, and a
+        run carrying a host parameter from Odoo is refused and reported as failed
+        (:func:`host.approved.run_claim`). A report Odoo does not take is logged;
+        the run's record stays in the runs folder. Returns {attempt state: count},
+        counted by the loop (this may run in the hand-over thread).
+        """
+        claimed = client.execute_kw(FIX_RUN_MODEL, "watchdog_claim", [self.host])
+        if not isinstance(claimed, list) or not all(isinstance(c, dict) for c in claimed):
+            raise EngineError("watchdog_claim did not answer a list of runs")
+        states = {}
+        if not claimed:
+            return states
+        host_params = HostParams.from_config(self.config)
+        for claim in claimed:
+            record = run_claim(claim, host_params, self.store, self._context(),
+                               self._fix_budget())
+            states[record.state] = states.get(record.state, 0) + 1
+            try:
+                client.execute_kw(FIX_RUN_MODEL, "watchdog_report",
+                                  [claim.get("id"), record.to_dict()],
+                                  {"claim_token": claim.get("claim_token"), "host": self.host})
+                reported = "reported"
+            except EngineError as exc:
+                reported = f"NOT reported ({exc})"
+            log = LOG.info if record.state in ("done", "noop") else LOG.warning
+            log("approved fix run %s: %s %s -> %s (run %s), %s%s", claim.get("id"),
+                record.action, record.target or "-", record.state, record.run_id, reported,
+                f": {record.error}" if record.error else "")
+        return states
 
     def _apply_handover(self, result, now):
         conf = self.config["handover"]
         self._count("handover", "stored", result["stored"])
         self._count("handover", "ignored", result["ignored"])
+        for state, count in result.get("approved", {}).items():
+            self._count("approved_runs", state, count)
         self.handover_error = result["error"]
         if result["error"]:
             self.wd["handover_retry"] = now + conf["retry"]
