@@ -111,10 +111,10 @@ class HostParams:
 
 def not_run(claim, actor, reason):
     """A record for a claimed run that could not start (Odoo stores it as failed)."""
-    from engine.actions.runner import RunRecord
+    from engine.actions.runner import FixAttempt
 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return RunRecord(run_id=uuid.uuid4().hex[:12], action=str(claim.get("action") or ""),
+    return FixAttempt(run_id=uuid.uuid4().hex[:12], action=str(claim.get("action") or ""),
                      target="", actor=actor, incident=str(claim.get("incident") or ""),
                      params={}, state="blocked", error=reason, started=now, ended=now)
 
@@ -134,7 +134,7 @@ def _stale(claim, planned, context, reason):
 
 
 def run_claim(claim, host_params, store, context, budget):
-    """Run one claimed fix run here; its :class:`engine.actions.runner.RunRecord`, saved."""
+    """Run one claimed fix run here; its :class:`engine.actions.runner.FixAttempt`, saved."""
     import dataclasses
     import json
 

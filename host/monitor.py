@@ -297,7 +297,7 @@ class Monitor(ProbesMixin, RestartMixin, DriftMixin, ScanMixin, HandoverMixin):
     def _run(self, action, params, *, incident="", budget=None, history=(), roots=(),
              timeout=60.0):
         """One fix action through the runner; the record is kept in the runs folder."""
-        from engine.actions.runner import RunRecord, execute
+        from engine.actions.runner import FixAttempt, execute
 
         try:
             record = execute(action, self._context(roots, timeout), params, incident=incident,
@@ -306,7 +306,7 @@ class Monitor(ProbesMixin, RestartMixin, DriftMixin, ScanMixin, HandoverMixin):
             import uuid
 
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            record = RunRecord(run_id=uuid.uuid4().hex[:12], action=action, target="",
+            record = FixAttempt(run_id=uuid.uuid4().hex[:12], action=action, target="",
                                actor=f"watchdog:{self.host}", incident=incident,
                                params=params, state="blocked", error=str(exc), started=now,
                                ended=now)

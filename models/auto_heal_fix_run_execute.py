@@ -16,7 +16,7 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL, config
 
 from ..engine import fixrun
-from ..engine.actions import ActionError, Context, RunRecord, get_action
+from ..engine.actions import ActionError, Context, FixAttempt, get_action
 from ..engine.actions.params import validate
 from ..engine.actions.runner import execute, rollback_run
 from .auto_heal_fix_run import STATES, RunAudit, _utc_naive, transition
@@ -64,7 +64,7 @@ class AutoHealFixRunExecute(models.Model):
         stale = self.search([("state", "=", "running"), ("runs_on", "=", "host"),
                              ("claimed_by", "!=", False), ("started_date", "<", since)])
         for run in stale:
-            run._store_record(RunRecord(
+            run._store_record(FixAttempt(
                 run_id="", action=run.action, target=run.target or "", state="failed",
                 actor="odoo:cron", escalate=True,
                 error=f"the watchdog on {run.claimed_by} did not report back within "
@@ -104,7 +104,7 @@ class AutoHealFixRunExecute(models.Model):
                     approved_hash=self._hash_to_enforce())
         except Exception as exc:  # noqa: BLE001 - a bad action or parameter is an outcome
             _logger.warning("auto_heal: fix run %s could not run: %s", self.id, exc)
-            record = RunRecord(run_id="", action=self.action or "", target=self.target or "",
+            record = FixAttempt(run_id="", action=self.action or "", target=self.target or "",
                                actor=f"odoo:{self.env.user.login}", params=params,
                                state="blocked", error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -208,7 +208,7 @@ class AutoHealFixRunExecute(models.Model):
             self.pattern_id._check_demotion()
 
     def _run_record(self):
-        """The engine's RunRecord of a done run, for a rollback."""
+        """The engine's FixAttempt of a done run, for a rollback."""
         self.ensure_one()
         try:
             plan = json.loads(self.plan_data or "{}")
@@ -218,7 +218,7 @@ class AutoHealFixRunExecute(models.Model):
         if not plan:
             raise UserError(self.env._("Fix run %(run)s has no stored plan to roll back from.",
                                        run=self.display_name))
-        return RunRecord(run_id=self.engine_run_id or str(self.id), action=self.action,
+        return FixAttempt(run_id=self.engine_run_id or str(self.id), action=self.action,
                          target=self.target or "", actor=f"odoo:{self.env.user.login}",
                          incident=self.incident_id.fingerprint or "",
                          params=self._params_dict(), state="done", plan=plan, backup=backup)

@@ -11,7 +11,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..engine.actions import RunRecord
+from ..engine.actions import FixAttempt
 from ..engine.budget import decide
 from .auto_heal_fix_run import (
     RunAudit,
@@ -73,7 +73,7 @@ class AutoHealFixRunWatchdog(models.Model):
                 if decision.escalate:
                     run.write({"state": run._next_state("start"),
                                "started_date": fields.Datetime.now()})
-                    run._store_record(RunRecord(
+                    run._store_record(FixAttempt(
                         run_id="", action=run.action, target=run.target or "",
                         actor=f"odoo:{self.env.user.login}", state="refused",
                         escalate=True, error=decision.reason))
@@ -116,7 +116,7 @@ class AutoHealFixRunWatchdog(models.Model):
     @api.model
     @transition
     def watchdog_report(self, run_id, record, claim_token=None, host=None):
-        """Store the outcome of a host run: *record* is ``RunRecord.to_dict()``.
+        """Store the outcome of a host run: *record* is ``FixAttempt.to_dict()``.
 
         *claim_token* and *host* are what :meth:`watchdog_claim` gave and was
         given: a report from any other key, host or claim is refused.
@@ -136,7 +136,7 @@ class AutoHealFixRunWatchdog(models.Model):
         if not isinstance(record, dict) or not record.get("state"):
             raise UserError(self.env._("The report must be a run record with a state."))
         run._check_plan_only_report(record)
-        engine_record = RunRecord.from_dict(record)
+        engine_record = FixAttempt.from_dict(record)
         if not isinstance(engine_record.durations, dict):
             engine_record.durations = {}
         audit = RunAudit()

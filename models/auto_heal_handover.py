@@ -9,7 +9,7 @@ Manager with batches of entries::
                               "escalation" | "alert" | "health",
      "host": "erp1", "time": "2026-11-29T14:40:19+00:00",
      "incident": {engine Incident.to_dict()},          # optional
-     "record": {engine RunRecord.to_dict()}, ...}      # optional
+     "record": {engine FixAttempt.to_dict()}, ...}      # optional
 
 A ``health`` entry carries the results of the checks the watchdog runs on the
 host (``"checks": [CheckResult.to_dict()]``: the backup age, the deployment
@@ -32,7 +32,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
-from ..engine.actions import RunRecord
+from ..engine.actions import FixAttempt
 from ..engine.incidents import Incident as EngineIncident
 from ..engine.patterns import SEVERITIES, UNKNOWN
 from ..engine.secrets import mask_secrets, mask_values
@@ -248,7 +248,7 @@ class AutoHealHandover(models.Model):
             data = entry.get("record")
             if not isinstance(data, dict) or not data.get("action") or not data.get("state"):
                 continue
-            record = RunRecord.from_dict(data)
+            record = FixAttempt.from_dict(data)
             if not isinstance(record.durations, dict):
                 record.durations = {}
             if not isinstance(record.params, dict):

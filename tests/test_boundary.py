@@ -23,7 +23,7 @@ from odoo.modules.registry import Registry
 from odoo.tests import HttpCase, TransactionCase, new_test_user, tagged
 from odoo.tools import config
 
-from ..engine.actions import RunRecord
+from ..engine.actions import FixAttempt
 from ..models.auto_heal_log_source import log_folder_problem, parse_log_folders
 from ..tools.secret_forms import CATCH_ALL
 
@@ -58,7 +58,7 @@ class BoundaryCase(TransactionCase):
 
     @staticmethod
     def record(run, state="done", **values):
-        return RunRecord(run_id=uuid.uuid4().hex[:12], action=run.action, target="odoo",
+        return FixAttempt(run_id=uuid.uuid4().hex[:12], action=run.action, target="odoo",
                          actor="watchdog", incident=run.incident_id.fingerprint,
                          state=state, **values).to_dict()
 

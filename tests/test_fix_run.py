@@ -13,7 +13,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import TransactionCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
-from ..engine.actions import Plan, Precondition, RunRecord
+from ..engine.actions import FixAttempt, Plan, Precondition
 from ..engine.incidents import Incident as EngineIncident
 from ..engine.planhash import request_hash
 
@@ -425,7 +425,7 @@ class TestWatchdogApi(FixRunCase):
         plan = Plan("ah_test_host_fix", "odoo.service", "restart odoo",
                     steps=["systemctl restart odoo"],
                     preconditions=[Precondition("systemctl exists", True)])
-        return RunRecord(
+        return FixAttempt(
             run_id="a1b2c3d4e5f6", action=run.action, target="odoo.service",
             actor="watchdog:ah_fix_manager@db", incident=run.incident_id.fingerprint,
             params=json.loads(run.params), state=state, plan=plan.to_dict(),

@@ -20,7 +20,7 @@ import uuid
 from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, TransactionCase, new_test_user, tagged
 
-from ..engine.actions import RunRecord
+from ..engine.actions import FixAttempt
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(REPO, "bin", "auto-heal")
@@ -37,7 +37,7 @@ def incident(pattern, fingerprint, message, severity="high", captures=None, coun
 
 
 def record(action, target, state, fingerprint, output="", error="", escalate=False):
-    return RunRecord(run_id=uuid.uuid4().hex[:12], action=action, target=target,
+    return FixAttempt(run_id=uuid.uuid4().hex[:12], action=action, target=target,
                      actor=f"watchdog:{HOST}", incident=fingerprint, params={"x": 1},
                      state=state, output=output, error=error, escalate=escalate,
                      started="2026-11-29T14:40:22+00:00", ended="2026-11-29T14:40:25+00:00",

@@ -17,7 +17,7 @@ import uuid
 
 from odoo.tests import TransactionCase, new_test_user, tagged
 
-from ..engine.actions import RunRecord
+from ..engine.actions import FixAttempt
 from ..tools.secret_forms import CATCH_ALL, FORM_NAMES, FORMS, leaks, log_text
 from .test_notify import RecordingServer
 
@@ -95,7 +95,7 @@ class TestSecretSinks(TransactionCase):
         for name, incident in incidents.items():
             run = incident.fix_run_ids & runs
             text = FORMS[name].record()
-            not_yet = RunRecord(run_id=uuid.uuid4().hex[:12], action=run.action,
+            not_yet = FixAttempt(run_id=uuid.uuid4().hex[:12], action=run.action,
                                 target=text, actor="watchdog", state="refused",
                                 error=text).to_dict()
             api.watchdog_report(run.id, not_yet, claim_token=claims[run.id], host=HOST)
@@ -104,7 +104,7 @@ class TestSecretSinks(TransactionCase):
         for name, incident in incidents.items():
             run = incident.fix_run_ids & runs
             text = FORMS[name].record()
-            failed = RunRecord(run_id=uuid.uuid4().hex[:12], action=run.action, target=text,
+            failed = FixAttempt(run_id=uuid.uuid4().hex[:12], action=run.action, target=text,
                                actor="watchdog", state="failed", escalate=True, error=text,
                                output=text).to_dict()
             api.watchdog_report(run.id, failed, claim_token=claims[run.id], host=HOST)

@@ -14,4 +14,4 @@ from .base import (  # noqa: F401
     get_action,
     register,
 )
-from .runner import Context, RunRecord, execute, rollback_run  # noqa: F401
+from .runner import Context, FixAttempt, execute, rollback_run  # noqa: F401

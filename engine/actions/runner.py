@@ -2,7 +2,7 @@
 
 :func:`execute` is the only way the watchdog and the addon change anything.
 It never lets an exception of an action escape half-way: whatever happens,
-the :class:`RunRecord` says what was done, and the audit log has one line per
+the :class:`FixAttempt` says what was done, and the audit log has one line per
 step (plan, apply, verify, rollback) with time, actor, action, target,
 incident fingerprint, result and duration.
 
@@ -65,8 +65,12 @@ ATTEMPT_STATES = ("planned", "blocked", "noop", "refused", "stale", "done", "rol
 
 
 @dataclass
-class RunRecord:
-    """One execution of one action for one target. JSON-able."""
+class FixAttempt:
+    """One attempt of a fix run: one execution of one action for one target. JSON-able.
+
+    A fix run in Odoo may take several (a budget that says "too soon", a host that
+    plans first); each ends in one of :data:`ATTEMPT_STATES`.
+    """
 
     run_id: str
     action: str
@@ -148,7 +152,7 @@ def execute(action_name, context, params=None, *, incident="", dry_run=False,
     """
     action = get_action(action_name)
     given = dict(params or {})
-    record = RunRecord(run_id=run_id or uuid.uuid4().hex[:12], action=action.name, target="",
+    record = FixAttempt(run_id=run_id or uuid.uuid4().hex[:12], action=action.name, target="",
                        actor=context.actor, incident=incident, params=given,
                        started=_now_iso())
     steps = _Steps(record, context)

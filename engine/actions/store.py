@@ -14,7 +14,7 @@ from datetime import datetime
 from ..errors import EngineError
 from ..fsutil import atomic_write, locked, prune_backups
 from ..safefs import read_regular
-from .runner import RunRecord
+from .runner import FixAttempt
 
 _RUN_ID = re.compile(r"^[0-9a-f]{6,32}$")
 #: Runs that touched the target: they count against its budget.
@@ -39,9 +39,9 @@ class RunStore:
     be rolled back any more.
 
     >>> import tempfile
-    >>> from engine.actions.runner import RunRecord
+    >>> from engine.actions.runner import FixAttempt
     >>> store = RunStore(tempfile.mkdtemp())
-    >>> _ = store.save(RunRecord("a1b2c3d4", "fix_permissions", "/srv/x", "cli",
+    >>> _ = store.save(FixAttempt("a1b2c3d4", "fix_permissions", "/srv/x", "cli",
     ...                          state="done", started="2026-12-01T10:00:00+00:00"))
     >>> store.history("fix_permissions", "/srv/x")
     [1796119200.0]
@@ -80,7 +80,7 @@ class RunStore:
         path = self._path(run_id)
         try:
             data = read_regular(path, "run record", MAX_RECORD_BYTES)
-            return RunRecord.from_dict(json.loads(data))
+            return FixAttempt.from_dict(json.loads(data))
         except EngineError as exc:
             if not os.path.lexists(path):
                 raise EngineError(f"no run {run_id} in {self.folder}") from None

@@ -243,7 +243,7 @@ def test_a_full_spool_drops_its_oldest_entries_counts_and_reports_them(tmp_path,
 
 
 def test_run_records_are_pruned_and_budgets_read_one_index(tmp_path):
-    from engine.actions.runner import RunRecord
+    from engine.actions.runner import FixAttempt
     from engine.actions.store import RunStore
 
     folder, backups = tmp_path / "runs", tmp_path / "backups"
@@ -252,7 +252,7 @@ def test_run_records_are_pruned_and_budgets_read_one_index(tmp_path):
     old = time.time() - 40 * 86400
     for n in range(60):
         when = "2026-10-01T00:00:00+00:00" if n < 20 else "2026-12-01T00:00:00+00:00"
-        store.save(RunRecord(f"{n:08x}", "fix_permissions", "/srv/x", "cli", state="done",
+        store.save(FixAttempt(f"{n:08x}", "fix_permissions", "/srv/x", "cli", state="done",
                              started=when))
         if n < 20:
             os.utime(folder / f"{n:08x}.json", (old, old))
@@ -262,7 +262,7 @@ def test_run_records_are_pruned_and_budgets_read_one_index(tmp_path):
     index = json.loads((folder / ".budget.json").read_text())
     index["pruned_at"] = 0
     (folder / ".budget.json").write_text(json.dumps(index))
-    store.save(RunRecord("ffffffff", "fix_permissions", "/srv/x", "cli", state="done",
+    store.save(FixAttempt("ffffffff", "fix_permissions", "/srv/x", "cli", state="done",
                          started="2026-12-02T00:00:00+00:00"))
     kept = sorted(p.name for p in folder.glob("[0-9a-f]*.json"))
     assert len(kept) == 41 and "00000000.json" not in kept
