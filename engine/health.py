@@ -179,6 +179,10 @@ def _health_url(base, db_status=False):
     return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
 
 
+#: The most of an HTTP answer a probe reads: /web/health answers a few bytes.
+MAX_BODY = 65536
+
+
 class _HttpFailure(Exception):
     """No HTTP answer: the reason, one line."""
 
@@ -195,14 +199,21 @@ def _http_get(url, timeout):
         requests = None
     if requests is not None:
         try:
-            response = requests.get(url, timeout=timeout, allow_redirects=False)
+            # streamed: at most MAX_BODY bytes are read, whatever the answer sends
+            response = requests.get(url, timeout=timeout, allow_redirects=False, stream=True)
+            try:
+                body = response.raw.read(MAX_BODY, decode_content=True)
+            finally:
+                response.close()
         except requests.exceptions.Timeout:
             raise _HttpFailure("no answer within %gs" % timeout) from None
         except requests.exceptions.ConnectionError as exc:
             raise _HttpFailure("connection failed (%s)" % short_reason(exc)) from None
         except requests.exceptions.RequestException as exc:
             raise _HttpFailure(str(exc).split("\n")[0]) from None
-        return response.status_code, response.content[:65536]
+        except OSError as exc:  # the body broke off: urllib3's errors are OSErrors too
+            raise _HttpFailure("the answer broke off (%s)" % short_reason(exc)) from None
+        return response.status_code, body
     import urllib.error
     import urllib.request
 
@@ -213,9 +224,9 @@ def _http_get(url, timeout):
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         with opener.open(url, timeout=timeout) as response:
-            return response.status, response.read(65536)
+            return response.status, response.read(MAX_BODY)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(65536)
+        return exc.code, exc.read(MAX_BODY)
     except TimeoutError:
         raise _HttpFailure("no answer within %gs" % timeout) from None
     except urllib.error.URLError as exc:

@@ -59,6 +59,47 @@ def test_odoo_down():
     assert "connection failed (Connection refused)" in checks[0].message
 
 
+@pytest.mark.parametrize("without_requests", [False, True])
+def test_an_endless_answer_is_read_only_up_to_its_bound(without_requests):
+    """A /web/health that never stops sending: the probe reads MAX_BODY bytes and returns."""
+    import http.server
+    import threading
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b" " * 65536)
+            except OSError:
+                pass  # the probe hung up: what the test wants
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d" % server.server_address[1]
+    code = (
+        "import sys\n"
+        "if %r: sys.modules['requests'] = None\n"
+        "sys.path.insert(0, %r)\n"
+        "from engine.health import check_odoo_http\n"
+        "print([c.status for c in check_odoo_http(%r, timeout=5)])\n"
+    ) % (without_requests, os.getcwd(), url)
+    try:
+        # unbounded, the probe would read for ever: the child is given 60 s to answer
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60)
+    finally:
+        server.shutdown()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['ok', 'ok']"
+
+
 def test_http_probe_without_requests(health_server):
     """The watchdog may run on a bare Python: the stdlib fallback gives the same checks."""
     url = health_server("db-down")
