@@ -41,7 +41,8 @@ Changing things safely
 Telling people
   ``secrets``      mask secrets in any text that is stored or sent
   ``audit``        one JSON line per automated step
-  ``notify``       notification payloads, throttle and outbox
+  ``notify``       notification payloads and throttle
+  ``outbox``       the notification outbox: retries, never a drop
   ``spool``        what the watchdog keeps for Odoo while it is down
   ``errors``       the one-line errors of bad input
 """

@@ -121,7 +121,12 @@ def restart_policy(config):
 
 
 class Monitor(ProbesMixin, RestartMixin, DriftMixin, ScanMixin, HandoverMixin):
-    """The watchdog for one Odoo (and its PostgreSQL), over one state file."""
+    """The watchdog for one Odoo (and its PostgreSQL), over one state file.
+
+    The cycle is here; its parts are mixins in host/watch/: probes, restart,
+    drift, scan (log findings and host fixes) and handover (the spool, the
+    patterns, the approved host fix runs).
+    """
 
     def __init__(self, config, state, *, notifier=None, patterns=None, clock=time.time):
         from engine.actions.store import RunStore

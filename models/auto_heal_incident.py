@@ -10,6 +10,9 @@ States::
     new --> acknowledged --> resolved --(new findings)--> regressed
       \\          \\                                         |
        `----------`--> ignored (keeps counting)            `--> acknowledged / resolved
+
+Why one module of ~630 lines: one model; its naming, grouping and masking belong
+to the record they build.
 """
 
 import json

@@ -17,6 +17,9 @@ On each install or upgrade, for every valid entry of the file:
 * the pattern was edited: keep it, and flag ``upstream_changed`` when the file
   now differs from what was last loaded, so an admin sees an update is
   available and can take it with a button.
+
+Why one module of ~640 lines: the pattern and its runbook are loaded from data
+files by the same upsert rules (kept when edited, flagged when upstream changed).
 """
 
 import hashlib

@@ -30,6 +30,9 @@ reactivate_cron               ir_cron.active = true, failure_count = 0,      the
 clear_asset_bundles           deletes the /web/assets/ attachments Odoo       regenerate (the old
                               builds from the modules' files                 cache is not restored)
 ============================  =============================================  ==================
+
+Why one module of ~670 lines: the three Odoo-level actions share the cursor,
+savepoint and lock helpers above; each action is one class.
 """
 
 import json

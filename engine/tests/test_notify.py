@@ -14,18 +14,8 @@ import textwrap
 
 import pytest
 
-from engine.notify import (
-    Channel,
-    FileOutbox,
-    MemoryOutbox,
-    Notification,
-    RetryPolicy,
-    ThrottlePolicy,
-    deliver,
-    flush,
-    plan,
-    queue,
-)
+from engine.notify import Channel, Notification, ThrottlePolicy, deliver, plan
+from engine.outbox import FileOutbox, MemoryOutbox, RetryPolicy, flush, queue
 from tools.proc import free_port
 
 SERVER = textwrap.dedent("""
